@@ -825,19 +825,31 @@ class Supervisor:
         """Run the process again and again as its options say, until it ends for good."""
         name, options, finish_signal = record.name, record.options, record.finish_signal
         function, channel, lock = record.function, self._terminate_channel, self._lock
+        logger, hook = self._logger, self._on_event
+        # Enum members and the backoff are looked up once: this loop is the hot path.
+        running = ProcessLifecycle.RUNNING
+        waiting_to_retry = ProcessLifecycle.WAITING_TO_RETRY
+        waiting_to_recover = ProcessLifecycle.WAITING_TO_RECOVER
+        fixed_intervals = (
+            options.backoff_factor == 1.0 and not options.jitter and options.max_interval is None
+        )
+        runs = 0
         attempt = 0  # attempts in the current retry budget
         waits = 0  # consecutive waits since the last reset, for the backoff
         while not finish_signal.is_set():
             attempt += 1
-            with lock:
-                if record.state is not ProcessLifecycle.REGISTERED:
-                    record.restarts += 1
-                record.attempt = attempt
-                record.enter(ProcessLifecycle.RUNNING)
-            self._log(logging.INFO, "execute process", process_name=name, attempt=attempt)
-            if self._on_event is not None:
-                self._emit(ProcessStarted(name, attempt))
+            # One check per run: if ERROR is off, every level this loop logs at is off.
+            logging_on = logger.isEnabledFor(logging.ERROR)
             began = time.monotonic()
+            with lock:
+                record.restarts = runs  # every run but the first is a restart
+                record.attempt = attempt
+                record.state, record.since = running, began
+            runs += 1
+            if logging_on:
+                self._log(logging.INFO, "execute process", process_name=name, attempt=attempt)
+            if hook is not None:
+                self._emit(ProcessStarted(name, attempt))
             try:
                 result = function(finish_signal, name, channel)
             except BaseException as exc:  # a panic, whatever it is: never a silent end
@@ -849,49 +861,34 @@ class Supervisor:
                     return
                 panic = not isinstance(result, Exception)
                 error = (
-                    result
-                    if not panic
-                    else TypeError(
+                    TypeError(
                         f"process {name!r} returned {result!r}; expected None or an Exception"
                     )
+                    if panic
+                    else result
                 )
-            if isinstance(error, DoNotRestart):
-                self._log(logging.INFO, "process asked not to be restarted", process_name=name)
-                self._stop(record, error)
+            if isinstance(error, (DoNotRestart, TerminateSupervisor)):
+                self._decided_to_end(record, error)
                 return
-            if isinstance(error, TerminateSupervisor):
-                self._log(
-                    logging.WARNING,
-                    "process asked to terminate the supervisor",
-                    process_name=name,
-                    error=repr(error),
-                )
-                self._stop(record, error)
-                self._begin_shutdown(
-                    ShutdownCause.TERMINATE_REQUESTED,
-                    f"process {name!r} asked to terminate the supervisor: {error!r}",
-                    process_name=name,
-                    error=error,
-                )
-                return
-            if panic:
-                self._log(
-                    logging.ERROR,
-                    "recover from panic",
-                    process_name=name,
-                    attempt=attempt,
-                    error=repr(error),
-                    exc_info=error,
-                )
-            else:
-                self._log(
-                    logging.ERROR,
-                    "failed to execute process",
-                    process_name=name,
-                    attempt=attempt,
-                    error=repr(error),
-                )
-            if self._on_event is not None:
+            if logging_on:
+                if panic:
+                    self._log(
+                        logging.ERROR,
+                        "recover from panic",
+                        process_name=name,
+                        attempt=attempt,
+                        error=error,
+                        exc_info=error,
+                    )
+                else:
+                    self._log(
+                        logging.ERROR,
+                        "failed to execute process",
+                        process_name=name,
+                        attempt=attempt,
+                        error=error,
+                    )
+            if hook is not None:
                 self._emit(ProcessFailed(name, attempt, error, panic))
             if finish_signal.is_set():
                 self._stop(record, error)
@@ -905,22 +902,23 @@ class Supervisor:
                     self._give_up(record, error, "don't try any more to restart the process")
                     return
                 attempt = 0  # a recovery starts a fresh retry budget, as in Go
-                state, base = ProcessLifecycle.WAITING_TO_RECOVER, options.recover_interval
+                state, delay = waiting_to_recover, options.recover_interval
             else:
                 if attempt >= options.retry_count:
                     self._give_up(record, error, "don't try any more to execute process")
                     return
-                state, base = ProcessLifecycle.WAITING_TO_RETRY, options.retry_interval
-            delay = _backoff_delay(options, base, waits, self._random.random)
+                state, delay = waiting_to_retry, options.retry_interval
+            if not fixed_intervals:
+                delay = _backoff_delay(options, delay, waits, self._random.random)
             waits += 1
             with lock:
                 record.last_error = error
                 if panic:
                     record.recovered_num += 1
-                record.enter(state)
-            if self._on_event is not None:
+                record.state, record.since = state, time.monotonic()
+            if hook is not None:
                 self._emit(ProcessWaiting(name, delay, "recover" if panic else "retry"))
-            if not panic:
+            if logging_on and not panic:
                 self._log(
                     logging.INFO,
                     "wait to retry execute process after sleep interval",
@@ -929,9 +927,30 @@ class Supervisor:
                 )
             if finish_signal.wait(delay) if delay > 0 else finish_signal.is_set():
                 break
-            if panic:
+            if logging_on and panic:
                 self._log(logging.INFO, "restart the process", process_name=name)
         self._stop(record, None)
+
+    def _decided_to_end(self, record: _Process, error: DoNotRestart | TerminateSupervisor) -> None:
+        """The process raised or returned DoNotRestart or TerminateSupervisor."""
+        name = record.name
+        if isinstance(error, DoNotRestart):
+            self._log(logging.INFO, "process asked not to be restarted", process_name=name)
+            self._stop(record, error)
+            return
+        self._log(
+            logging.WARNING,
+            "process asked to terminate the supervisor",
+            process_name=name,
+            error=error,
+        )
+        self._stop(record, error)
+        self._begin_shutdown(
+            ShutdownCause.TERMINATE_REQUESTED,
+            f"process {name!r} asked to terminate the supervisor: {error!r}",
+            process_name=name,
+            error=error,
+        )
 
     def _returned_none(self, record: _Process) -> None:
         if record.finish_signal.is_set():
