@@ -836,12 +836,15 @@ class Supervisor:
         runs = 0
         attempt = 0  # attempts in the current retry budget
         waits = 0  # consecutive waits since the last reset, for the backoff
-        while not finish_signal.is_set():
+        while True:
             attempt += 1
             # One check per run: if ERROR is off, every level this loop logs at is off.
             logging_on = logger.isEnabledFor(logging.ERROR)
             began = time.monotonic()
             with lock:
+                # No run starts once a shutdown or a removal has begun.
+                if self._stopping_locked(record):
+                    break
                 record.restarts = runs  # every run but the first is a restart
                 record.attempt = attempt
                 record.state, record.since = running, began
@@ -953,18 +956,32 @@ class Supervisor:
         )
 
     def _returned_none(self, record: _Process) -> None:
-        if record.finish_signal.is_set():
-            self._stop(record, None)
-            return
         # Go: a long-running process should return only when it receives the shutdown
         # signal, so a return before it has ended the process for good.
+        if not self._end_unless_stopping(record, ProcessLifecycle.FINISHED, None):
+            self._stop(record, None)
+            return
         self._log(logging.INFO, "process terminates with no error", process_name=record.name)
-        with self._lock:
-            record.enter(ProcessLifecycle.FINISHED)
         if self._on_event is not None:
             self._emit(ProcessStopped(record.name, ProcessLifecycle.FINISHED, None))
         if record.options.is_fatal:
             self._fatal(record, f"fatal process {record.name!r} returned", None)
+
+    def _end_unless_stopping(
+        self, record: _Process, state: ProcessLifecycle, error: BaseException | None
+    ) -> bool:
+        """Enter ``state`` and return True, unless a shutdown or removal is under way: an
+        end then is graceful (see _stop), never a fatal event."""
+        with self._lock:
+            if self._stopping_locked(record):
+                return False
+            if error is not None:
+                record.last_error = error
+            record.enter(state)
+            return True
+
+    def _stopping_locked(self, record: _Process) -> bool:
+        return self._shutdown is not None or record.removing or record.finish_signal.is_set()
 
     def _stop(self, record: _Process, error: BaseException | None) -> None:
         """The process ended for good without giving up (shutdown, removal, DoNotRestart)."""
@@ -979,10 +996,10 @@ class Supervisor:
             self._emit(ProcessStopped(record.name, state, error))
 
     def _give_up(self, record: _Process, error: BaseException, message: str) -> None:
+        if not self._end_unless_stopping(record, ProcessLifecycle.FAILED, error):
+            self._stop(record, error)
+            return
         self._log(logging.INFO, message, process_name=record.name)
-        with self._lock:
-            record.last_error = error
-            record.enter(ProcessLifecycle.FAILED)
         fatal = record.options.is_fatal
         if self._on_event is not None:
             self._emit(ProcessGaveUp(record.name, error, fatal))
