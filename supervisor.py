@@ -454,15 +454,12 @@ class Supervisor:
 
     def __repr__(self) -> str:
         # Reads without the lock: error messages raised under the lock use repr().
-        phase = (
-            "stopped"
-            if self._report is not None
-            else "shutting down"
-            if self._shutdown is not None
-            else "running"
-            if self._started
-            else "not started"
-        )
+        if self._report is not None:
+            phase = "stopped"
+        elif self._shutdown is not None:
+            phase = "shutting down"
+        else:
+            phase = "running" if self._started else "not started"
         return f"<Supervisor {phase}, {len(self._processes)} processes>"
 
     # -- registration and start ---------------------------------------------
