@@ -53,7 +53,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal, Protocol, TypeAlias
 
 __all__ = [
@@ -443,8 +443,10 @@ class Supervisor:
         # _start_lock is held from launching a thread (under _lock) until it has started,
         # so that nobody joins a thread that is not started yet. Taken before _lock.
         self._start_lock = threading.Lock()
-        # _lock guards every field below and every _Process record's mutable fields.
-        self._lock = threading.Lock()
+        # _lock guards every field below and every _Process record's mutable fields. It is
+        # reentrant so that shutdown() works from a signal handler, which runs on the main
+        # thread between two bytecodes, perhaps while that thread holds the lock.
+        self._lock = threading.RLock()
         self._processes: dict[str, _Process] = {}  # in registration order
         self._started = False
         self._running = 0  # threads of current records that have not returned yet
@@ -555,11 +557,8 @@ class Supervisor:
         another thread is already waiting. Once the shutdown is over, every call
         returns the same report.
         """
-        if handle_signals and threading.current_thread() is not threading.main_thread():
-            raise RuntimeError(
-                "wait_on_shutdown_signal() must run on the main thread to handle signals;"
-                " pass handle_signals=False to call it from another thread"
-            )
+        if handle_signals:
+            _require_main_thread("wait_on_shutdown_signal()")
         with self._lock:
             if self._report is not None:
                 return self._report
@@ -568,18 +567,36 @@ class Supervisor:
             if self._waiting:
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
             self._waiting = True
-        previous = (
-            {sig: signal.signal(sig, self._on_signal) for sig in _SHUTDOWN_SIGNALS}
-            if handle_signals
-            else {}
-        )
         try:
-            return self._wait_for_shutdown()
+            with self._signal_handlers(handle_signals):
+                return self._wait_for_shutdown()
+        finally:
+            with self._lock:
+                self._waiting = False
+
+    def run(self, *, handle_signals: bool = True) -> ShutdownReport:
+        """:meth:`start`, then :meth:`wait_on_shutdown_signal`, and return the report.
+
+        The SIGINT and SIGTERM handlers are installed before any process starts, so no
+        signal can arrive between the two calls while the default handlers are in place.
+        """
+        with self._signal_handlers(handle_signals):
+            self.start()
+            return self.wait_on_shutdown_signal(handle_signals=False)
+
+    @contextlib.contextmanager
+    def _signal_handlers(self, install: bool) -> Iterator[None]:
+        """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after."""
+        if not install:
+            yield
+            return
+        _require_main_thread("handling signals")
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SHUTDOWN_SIGNALS}
+        try:
+            yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            with self._lock:
-                self._waiting = False
 
     def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
         self._wakeups.put(signum)
@@ -982,13 +999,14 @@ class Supervisor:
 
     def _stop(self, record: _Process, error: BaseException | None) -> None:
         """The process ended for good without giving up (shutdown, removal, DoNotRestart)."""
-        if record.finish_signal.is_set():
-            self._log(logging.INFO, "process terminates gracefully", process_name=record.name)
         with self._lock:
+            graceful = self._stopping_locked(record)
             if error is not None:
                 record.last_error = error
             record.enter(ProcessLifecycle.REMOVED if record.removing else ProcessLifecycle.FINISHED)
             state = record.state
+        if graceful:
+            self._log(logging.INFO, "process terminates gracefully", process_name=record.name)
         if self._on_event is not None:
             self._emit(ProcessStopped(record.name, state, error))
 
@@ -1145,6 +1163,14 @@ def _stop_in_reverse(records: list[_Process], deadline: float) -> None:
         thread = record.thread
         if thread is not None and thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _require_main_thread(what: str) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            f"{what} must run on the main thread, which alone can install signal handlers;"
+            " pass handle_signals=False to call it from another thread"
+        )
 
 
 def _backoff_delay(
