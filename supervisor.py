@@ -33,8 +33,7 @@ Example (runs as it is; press Ctrl-C to stop it)::
     logging.basicConfig(level=logging.INFO)
     sup = Supervisor(shutdown_timeout=5.0)
     sup.register("ticker", tick, ProcessOption(retry_interval=0.5))
-    sup.start()
-    report = sup.wait_on_shutdown_signal()   # blocks until Ctrl-C or SIGTERM
+    report = sup.run()   # start(), then wait until Ctrl-C or SIGTERM and stop gracefully
     raise SystemExit(report.exit_code)
 """
 
@@ -655,6 +654,10 @@ class Supervisor:
                 cause, reason, now, now + self._shutdown_timeout, process_name, signal_number, error
             )
             records = list(self._processes.values())
+            # No run starts from now on (see _stopping_locked), so a process that is not
+            # running its function now can be told at once, even in reverse order: that
+            # ends its retry or recover wait.
+            idle = [r for r in records if r.state is not ProcessLifecycle.RUNNING]
         self._log(logging.INFO, "shutdown all processes gracefully", reason=reason)
         self._log(
             logging.INFO,
@@ -665,6 +668,8 @@ class Supervisor:
             for record in records:
                 record.finish_signal.set()
         else:
+            for record in idle:
+                record.finish_signal.set()
             threading.Thread(
                 target=_stop_in_reverse,
                 args=(records, now + self._shutdown_timeout),
