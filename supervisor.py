@@ -47,6 +47,7 @@ import math
 import queue
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -434,9 +435,9 @@ class Supervisor:
         self._shutdown_order = shutdown_order
         self._random = random.Random()
         self._terminate_channel = _TerminateChannel(self)
-        # Wakes the thread in wait_on_shutdown_signal: a signal number from the signal
-        # handler (SimpleQueue.put is reentrant, so it is safe there), or None to say
-        # "look again" (a shutdown began, or the last running process returned).
+        # Wakes the thread in wait_on_shutdown_signal: a signal number (from the signal
+        # relay thread), or None to say "look again" (a shutdown began, or the last
+        # running process returned).
         self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
 
         # _start_lock is held from launching a thread (under _lock) until it has started,
@@ -585,20 +586,40 @@ class Supervisor:
 
     @contextlib.contextmanager
     def _signal_handlers(self, install: bool) -> Iterator[None]:
-        """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after."""
+        """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after.
+
+        Python runs a signal handler on the main thread only when that thread next runs
+        bytecode, which a thread blocked on a lock may never do when the signal went to
+        another thread. But Python's C-level handler writes the signal number to the
+        wake-up fd from whichever thread gets it, so a relay thread reads it from there.
+        """
         if not install:
             yield
             return
         _require_main_thread("handling signals")
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SHUTDOWN_SIGNALS}
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        relay = threading.Thread(
+            target=self._relay_signals, args=(reader,), name="supervisor-signals", daemon=True
+        )
+        relay.start()
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        previous = {sig: signal.signal(sig, _leave_to_relay) for sig in _SHUTDOWN_SIGNALS}
         try:
             yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            signal.set_wakeup_fd(previous_fd)
+            writer.close()  # the relay reads the end of the stream and returns
+            relay.join()
+            reader.close()
 
-    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
-        self._wakeups.put(signum)
+    def _relay_signals(self, reader: socket.socket) -> None:
+        while data := reader.recv(64):
+            for signum in data:
+                if signum in _SHUTDOWN_SIGNALS:
+                    self._wakeups.put(signum)
 
     def _wait_for_shutdown(self) -> ShutdownReport:
         # 1. Wait for a reason to stop: a signal, shutdown(), or a fatal process.
@@ -774,7 +795,7 @@ class Supervisor:
                 attempt,
                 recovered,
                 restarts,
-                None if error is None else repr(error),
+                None if error is None else _safe_repr(error),
                 since,
                 None if thread is None else thread.name,
             )
@@ -969,7 +990,7 @@ class Supervisor:
         self._stop(record, error)
         self._begin_shutdown(
             ShutdownCause.TERMINATE_REQUESTED,
-            f"process {name!r} asked to terminate the supervisor: {error!r}",
+            f"process {name!r} asked to terminate the supervisor: {_safe_repr(error)}",
             process_name=name,
             error=error,
         )
@@ -1024,7 +1045,8 @@ class Supervisor:
         if self._on_event is not None:
             self._emit(ProcessGaveUp(record.name, error, fatal))
         if fatal:
-            self._fatal(record, f"fatal process {record.name!r} gave up: {error!r}", error)
+            reason = f"fatal process {record.name!r} gave up: {_safe_repr(error)}"
+            self._fatal(record, reason, error)
 
     def _fatal(self, record: _Process, reason: str, error: BaseException | None) -> None:
         self._log(
@@ -1056,7 +1078,7 @@ class Supervisor:
             return
         try:
             logger.log(level, message, exc_info=exc_info, extra=fields)
-        except Exception:  # a handler or filter that raises must not stop supervision
+        except BaseException:  # a handler or filter that raises must not stop supervision
             with contextlib.suppress(Exception):
                 sys.stderr.write(f"supervisor: could not log {message!r}\n{traceback.format_exc()}")
 
@@ -1066,8 +1088,8 @@ class Supervisor:
             return
         try:
             hook(event)
-        except Exception as exc:
-            self._log(logging.ERROR, "event hook failed", event=repr(event), exc_info=exc)
+        except BaseException as exc:  # whatever it is, the hook must not stop supervision
+            self._log(logging.ERROR, "event hook failed", event=_safe_repr(event), exc_info=exc)
 
 
 # ---------------------------------------------------------------------------
@@ -1168,6 +1190,17 @@ def _stop_in_reverse(records: list[_Process], deadline: float) -> None:
         thread = record.thread
         if thread is not None and thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _leave_to_relay(signum: int, frame: types.FrameType | None) -> None:
+    """The Python-level handler for SIGINT and SIGTERM while the relay thread reports them."""
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except BaseException:  # user code: an error must stay reportable whatever its repr does
+        return f"<{type(value).__name__} object (repr() failed)>"
 
 
 def _require_main_thread(what: str) -> None:
