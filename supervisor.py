@@ -704,7 +704,7 @@ class Supervisor:
         with self._lock:
             finished = tuple(r.name for r in self._processes.values() if not r.running)
             stuck = [(r.name, r.thread) for r in self._processes.values() if r.running]
-        frames = sys._current_frames()
+        frames = sys._current_frames() if stuck else {}
         stacks = {
             name: "".join(traceback.format_stack(frames[thread.ident]))
             for name, thread in stuck
@@ -968,8 +968,8 @@ class Supervisor:
                     process_name=name,
                     interval=delay,
                 )
-            if finish_signal.wait(delay) if delay > 0 else finish_signal.is_set():
-                break
+            if delay > 0 and finish_signal.wait(delay):
+                break  # (after no wait at all, the check at the top of the loop sees it)
             if logging_on and panic:
                 self._log(logging.INFO, "restart the process", process_name=name)
         self._stop(record, None)
