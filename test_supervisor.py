@@ -22,13 +22,18 @@ whole module with a tiny thread switch interval, which shakes out races.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import enum
+import itertools
+import json
 import logging
 import math
 import os
 import queue
 import re
 import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -36,12 +41,16 @@ import textwrap
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import IO, Literal, TypeVar, cast
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import supervisor
 from supervisor import (
     DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
     EXIT_FATAL,
@@ -2519,3 +2528,2573 @@ def test_as_process_needs_a_parent_supervisor(h: Harness) -> None:
     run_child = h.sup.as_process()
     with pytest.raises(TypeError, match="must be run by a Supervisor"):
         run_child(threading.Event(), "child", queue.SimpleQueue())
+
+
+# ==========================================================================================
+# Issue 5, points 1-4: a reference model, fault injection, bad input and races.
+# ==========================================================================================
+
+# ---------------------------------------------------------------------------
+# Hypothesis profiles: "ci" (the default) is derandomized, so it never flakes; "hunt"
+# looks much further for a counter-example, locally.
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "hunt",
+    max_examples=5000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The autouse fixtures below wrap a whole hypothesis test once, on purpose.
+_FAULT_HYPOTHESIS_CHECKS = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+_FAULT_BOUND = 5.0
+"""Upper bound on a wait that only a bug makes long: the test fails instead of hanging."""
+_FAULT_STEP = 2.0
+"""Upper bound on something that should happen at once (a wait interrupted, a shutdown)."""
+_FAULT_WATCHDOG = 1.0
+"""When a watchdog starts the shutdown that a bug kept from starting (see _fault_watchdog)."""
+
+_FAULT_IDS = itertools.count()
+
+
+def _fault_prefix(tag: str) -> str:
+    """A prefix making process (and thread) names unique across tests and examples."""
+    return f"{tag}{next(_FAULT_IDS)}-"
+
+
+# ---------------------------------------------------------------------------
+# Fixtures: no thread is left behind; the race mode.
+
+
+@pytest.fixture(autouse=True)
+def _fault_no_thread_left() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + _FAULT_BOUND
+    alive = []
+    for thread in threading.enumerate():
+        if thread not in before:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                alive.append(thread.name)
+    assert not alive, f"threads left behind: {alive}"
+
+
+@pytest.fixture(autouse=True)
+def _fault_race_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With SUPERVISOR_RACES=1, run the tests marked ``races`` with a tiny switch
+    interval, so that the interpreter switches threads as often as it can."""
+    if (
+        request.node.get_closest_marker("races") is None
+        or os.environ.get("SUPERVISOR_RACES") != "1"
+    ):
+        yield
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+@pytest.mark.races
+def test_fault_race_mode_shrinks_the_switch_interval() -> None:
+    """The race mode is on exactly when SUPERVISOR_RACES=1 (for tests marked races)."""
+    racing = os.environ.get("SUPERVISOR_RACES") == "1"
+    assert (sys.getswitchinterval() < 1e-5) is racing
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the tests
+
+
+class _FaultRecords(logging.Handler):
+    """Keeps every record it is given (thread-safe: Handler.handle holds its lock)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def matching(self, message: str, process_name: str | None = None) -> list[logging.LogRecord]:
+        return [
+            record
+            for record in list(self.records)
+            if record.getMessage() == message
+            and (process_name is None or getattr(record, "process_name", None) == process_name)
+        ]
+
+
+def _fault_logger(
+    tag: str, *handlers: logging.Handler, level: int = logging.DEBUG
+) -> logging.Logger:
+    """A logger of its own (not propagating to root), whose "supervisor" child the
+    supervisor uses."""
+    logger = logging.getLogger(f"fault_tests.{tag}")
+    logger.propagate = False
+    logger.setLevel(level)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    for handler in handlers or (logging.NullHandler(),):
+        logger.addHandler(handler)
+    return logger
+
+
+def _fault_polite(
+    finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+) -> Exception | None:
+    """A well-behaved process: it runs until its finish signal, then returns None."""
+    finish_signal.wait(_FAULT_BOUND)
+    return None
+
+
+class _FaultPolite:
+    """Polite processes that count their runs and say when a run has begun: a thread
+    that was started may not have entered its run yet (its state is still REGISTERED)."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, int] = {}
+        self._entered: dict[str, threading.Event] = {}
+        self._guard = threading.Lock()
+
+    def entered(self, name: str) -> threading.Event:
+        """An event set by the next run of ``name`` (call it before registering)."""
+        with self._guard:
+            event = self._entered[name] = threading.Event()
+        return event
+
+    def __call__(
+        self, finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        with self._guard:
+            self.runs[process_name] = self.runs.get(process_name, 0) + 1
+            event = self._entered.pop(process_name, None)
+        if event is not None:
+            event.set()
+        finish_signal.wait(_FAULT_BOUND)
+        return None
+
+
+def _fault_threads(names: Iterable[str]) -> list[threading.Thread]:
+    """The live threads of these processes (each thread is named after its process)."""
+    wanted = set(names)
+    return [thread for thread in threading.enumerate() if thread.name in wanted]
+
+
+def _fault_join(threads: Iterable[threading.Thread], timeout: float = _FAULT_BOUND) -> list[str]:
+    """Join every thread within one shared timeout; return the names still alive."""
+    deadline = time.monotonic() + timeout
+    alive = []
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            alive.append(thread.name)
+    return alive
+
+
+@contextlib.contextmanager
+def _fault_watchdog(sup: Supervisor, seconds: float = _FAULT_WATCHDOG) -> Iterator[None]:
+    """Call ``sup.shutdown()`` after ``seconds``, so that a shutdown that a bug never
+    starts cannot hang the test: its report then says REQUEST, and the test fails."""
+    timer = threading.Timer(seconds, sup.shutdown)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+
+
+def _fault_report(sup: Supervisor, timeout: float = 2 * _FAULT_WATCHDOG) -> ShutdownReport:
+    """``sup.wait_on_shutdown_signal(handle_signals=False)``, but on a helper thread and
+    bounded: if it has not returned within ``timeout``, the test fails instead of hanging."""
+    outcome: queue.SimpleQueue[ShutdownReport | BaseException] = queue.SimpleQueue()
+
+    def wait() -> None:
+        try:
+            outcome.put(sup.wait_on_shutdown_signal(handle_signals=False))
+        except BaseException as exc:
+            outcome.put(exc)
+
+    waiter = threading.Thread(target=wait, name="fault-waiter", daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    if waiter.is_alive():
+        # A bug left the waiter stuck: wake it (a private seam, used only here) so that
+        # no thread is left behind, then fail.
+        wakeups = getattr(sup, "_wakeups", None)
+        if isinstance(wakeups, queue.SimpleQueue):
+            wakeups.put(None)
+        waiter.join(timeout)
+        pytest.fail(f"wait_on_shutdown_signal() did not return within {timeout} s")
+    result = outcome.get_nowait()
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _fault_assert_nothing_lost(report: ShutdownReport, names: Iterable[str]) -> None:
+    """Every registered process appears in the report exactly once."""
+    everyone = report.finished + report.unfinished
+    assert len(everyone) == len(set(everyone)), f"a process is reported twice: {report}"
+    assert set(everyone) == set(names), f"lost or unknown processes: {report}"
+
+
+class _FaultExcepthook:
+    """Records what reaches threading.excepthook: a supervision thread that dies."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, args: threading.ExceptHookArgs) -> None:
+        thread = "?" if args.thread is None else args.thread.name
+        self.calls.append(f"{thread}: {args.exc_type.__name__}: {args.exc_value!r}")
+
+
+@pytest.fixture
+def fault_excepthook(monkeypatch: pytest.MonkeyPatch) -> _FaultExcepthook:
+    hook = _FaultExcepthook()
+    monkeypatch.setattr(threading, "excepthook", hook)
+    return hook
+
+
+# ---------------------------------------------------------------------------
+# 1. The reference model
+#
+# Each process follows a script: what its n-th run does. When the script runs out, a
+# run blocks until its finish signal. The model is a pure function of the options and
+# the scripts. Only one thing about a real run is not determined by them: when several
+# processes could each shut the supervisor down, which one does it first, and where the
+# others are in their scripts at that moment. The "gated" test makes it determined: the
+# first such process (in registration order) is the trigger, and its last run waits
+# until every other process is quiet (blocked, or ended for good); every other process
+# whose last run would shut the supervisor down is "held": that run waits for its finish
+# signal before it does what its script says. The "free" test lets everything race, and
+# checks the real run against the set of outcomes the model allows.
+
+
+class _ModelOutcome(enum.Enum):
+    BLOCK = "block until the finish signal, then return None"
+    NONE = "return None"
+    ERROR = "return an error"
+    RAISE = "raise an Exception"
+    RAISE_BASE = "raise SystemExit, KeyboardInterrupt or GeneratorExit"
+    BAD_RETURN = "return something that is neither None nor an Exception"
+    DNR_RETURN = "return DoNotRestart"
+    DNR_RAISE = "raise DoNotRestart"
+    TERM_RETURN = "return TerminateSupervisor"
+    TERM_RAISE = "raise TerminateSupervisor"
+
+
+_MODEL_PANICS = frozenset({_ModelOutcome.RAISE, _ModelOutcome.RAISE_BASE, _ModelOutcome.BAD_RETURN})
+_MODEL_FAILURES = _MODEL_PANICS | {_ModelOutcome.ERROR}
+_MODEL_DNR = frozenset({_ModelOutcome.DNR_RETURN, _ModelOutcome.DNR_RAISE})
+_MODEL_TERM = frozenset({_ModelOutcome.TERM_RETURN, _ModelOutcome.TERM_RAISE})
+
+
+class _ModelError(Exception):
+    """Returned by a scripted run."""
+
+
+class _ModelPanic(Exception):
+    """Raised by a scripted run."""
+
+
+_MODEL_BASE_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    SystemExit,
+    KeyboardInterrupt,
+    GeneratorExit,
+)
+
+
+def _model_exception(name: str, run: int, outcome: _ModelOutcome) -> BaseException:
+    """The exception that run ``run`` of process ``name`` returns or raises."""
+    text = f"{name} run {run}"
+    if outcome is _ModelOutcome.ERROR:
+        return _ModelError(text)
+    if outcome is _ModelOutcome.RAISE:
+        return _ModelPanic(text)
+    if outcome is _ModelOutcome.RAISE_BASE:
+        return _MODEL_BASE_EXCEPTIONS[run % len(_MODEL_BASE_EXCEPTIONS)](text)
+    if outcome in _MODEL_DNR:
+        return DoNotRestart(text)
+    if outcome in _MODEL_TERM:
+        return TerminateSupervisor(text)
+    # BAD_RETURN: the supervisor makes the error itself.
+    return TypeError(f"process {name!r} returned {run!r}; expected None or an Exception")
+
+
+def _model_act(name: str, run: int, outcome: _ModelOutcome) -> Exception | None:
+    """Do what the script says for this run (BLOCK's wait is done by the caller)."""
+    if outcome in (_ModelOutcome.BLOCK, _ModelOutcome.NONE):
+        return None
+    if outcome is _ModelOutcome.BAD_RETURN:
+        return cast("Exception | None", run)  # neither None nor an Exception
+    error = _model_exception(name, run, outcome)
+    if outcome in (_ModelOutcome.ERROR, _ModelOutcome.DNR_RETURN, _ModelOutcome.TERM_RETURN):
+        return cast(Exception, error)
+    raise error
+
+
+def _model_error_matches(
+    actual: str | None, name: str, run: int | None, outcome: _ModelOutcome | None
+) -> bool:
+    """Whether a status's ``last_error`` (a repr) is the error of that run."""
+    if run is None or outcome is None:
+        return actual is None
+    if outcome is _ModelOutcome.BAD_RETURN:
+        return actual is not None and actual.startswith("TypeError(")
+    return actual == repr(_model_exception(name, run, outcome))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelStep:
+    """What the model knows once run number ``index + 1`` of a process has been handled."""
+
+    outcome: _ModelOutcome
+    attempt: int  # the status's attempt during this run
+    recovered_before: int  # recovered_num before this run's result was handled
+    recovered_after: int  # ... and after
+    last_error_run: int | None  # the last run (1-based) that returned or raised an error
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelTrajectory:
+    """One process on its own, as if nothing else ever stopped it."""
+
+    steps: tuple[_ModelStep, ...]
+    blocks: bool  # its last run blocks until the finish signal
+    state: ProcessLifecycle  # its state once it has ended (FINISHED after a block)
+    cause: ShutdownCause | None  # the shutdown that its end starts, if any
+
+
+def _model_trajectory(options: ProcessOption, script: Sequence[_ModelOutcome]) -> _ModelTrajectory:
+    """The runs of one process, from its options and script (issue 2 rules 1-4, issue 3
+    points 1-3). ``reset_after`` is None, 0 (every run is long enough) or huge (none is)."""
+    steps: list[_ModelStep] = []
+    attempt = recovered = 0
+    last_error_run: int | None = None
+    resets = options.reset_after is not None and options.reset_after == 0
+    fatal = ShutdownCause.FATAL_PROCESS if options.is_fatal else None
+    for run in itertools.count(1):
+        outcome = script[run - 1] if run <= len(script) else _ModelOutcome.BLOCK
+        attempt += 1
+        started_with, before = attempt, recovered
+        end: tuple[ProcessLifecycle, ShutdownCause | None] | None = None
+        if outcome is _ModelOutcome.BLOCK:
+            end = (ProcessLifecycle.FINISHED, None)  # once its finish signal is set
+        elif outcome is _ModelOutcome.NONE:
+            end = (ProcessLifecycle.FINISHED, fatal)
+        else:
+            last_error_run = run
+            if outcome in _MODEL_DNR:
+                end = (ProcessLifecycle.FINISHED, None)
+            elif outcome in _MODEL_TERM:
+                end = (ProcessLifecycle.FINISHED, ShutdownCause.TERMINATE_REQUESTED)
+            else:
+                if resets:
+                    attempt, recovered = 1, 0
+                if outcome in _MODEL_PANICS:
+                    if not options.recover or recovered >= options.recover_count:
+                        end = (ProcessLifecycle.FAILED, fatal)
+                    else:
+                        attempt = 0  # a recovery starts a fresh retry budget
+                        recovered += 1
+                elif attempt >= options.retry_count:
+                    end = (ProcessLifecycle.FAILED, fatal)
+        steps.append(_ModelStep(outcome, started_with, before, recovered, last_error_run))
+        if end is not None:
+            state, cause = end
+            return _ModelTrajectory(tuple(steps), outcome is _ModelOutcome.BLOCK, state, cause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_ModelRole = Literal["block", "terminal", "held", "trigger"]
+_ModelEvent = tuple[str, object]
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelExpectation:
+    """One process at the end of a gated run."""
+
+    role: _ModelRole
+    runs: int
+    state: ProcessLifecycle
+    attempt: int
+    recovered_num: int
+    last_error_run: int | None
+    last_error_outcome: _ModelOutcome | None
+    events: tuple[_ModelEvent, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelPrediction:
+    processes: tuple[_ModelExpectation, ...]
+    cause: ShutdownCause
+    trigger: int | None  # the index of the process that shuts the supervisor down
+    error_run: int | None  # the trigger's run whose error is the report's
+    exit_code: int
+
+
+def _model_predict(
+    specs: Sequence[tuple[ProcessOption, Sequence[_ModelOutcome]]],
+) -> _ModelPrediction:
+    """The whole outcome of a gated run: run counts, final states, the shutdown and the
+    report. The first process whose end shuts the supervisor down is the trigger; the
+    others that would are held until their finish signal (see above)."""
+    trajectories = [_model_trajectory(options, script) for options, script in specs]
+    trigger = next((i for i, t in enumerate(trajectories) if t.cause is not None), None)
+    processes = []
+    for index, ((options, _), trajectory) in enumerate(zip(specs, trajectories, strict=True)):
+        last = trajectory.steps[-1]
+        role: _ModelRole
+        if trajectory.blocks:
+            role = "block"
+        elif index == trigger:
+            role = "trigger"
+        elif trajectory.cause is not None:
+            role = "held"
+        else:
+            role = "terminal"
+        held = role == "held"
+        state = ProcessLifecycle.FINISHED if held else trajectory.state
+        events: list[_ModelEvent] = []
+        for number, step in enumerate(trajectory.steps, start=1):
+            events.append(("started", step.attempt))
+            if step.outcome in _MODEL_FAILURES:
+                events.append(("failed", step.outcome in _MODEL_PANICS))
+                if number < len(trajectory.steps):
+                    events.append(
+                        ("waiting", "recover" if step.outcome in _MODEL_PANICS else "retry")
+                    )
+        if state is ProcessLifecycle.FAILED:
+            events.append(("gave up", options.is_fatal))
+        else:
+            events.append(("stopped", state))
+        error_run = last.last_error_run
+        processes.append(
+            _ModelExpectation(
+                role=role,
+                runs=len(trajectory.steps),
+                state=state,
+                attempt=last.attempt,
+                # A held run meets its finish signal before its result counts.
+                recovered_num=last.recovered_before if held else last.recovered_after,
+                last_error_run=error_run,
+                last_error_outcome=None
+                if error_run is None
+                else trajectory.steps[error_run - 1].outcome,
+                events=tuple(events),
+            )
+        )
+    if trigger is None:
+        return _ModelPrediction(tuple(processes), ShutdownCause.REQUEST, None, None, EXIT_OK)
+    cause = trajectories[trigger].cause
+    assert cause is not None
+    final = trajectories[trigger].steps[-1]
+    error_run = None if final.outcome is _ModelOutcome.NONE else len(trajectories[trigger].steps)
+    return _ModelPrediction(tuple(processes), cause, trigger, error_run, EXIT_FATAL)
+
+
+def test_model_predicts_a_few_hand_checked_cases() -> None:
+    """The model itself, on cases worked out by hand from the issue's rules."""
+    o = _ModelOutcome
+    # Retries: retry_count attempts in all, then a fatal give-up.
+    fatal_retries = ProcessOption(retry_count=3, retry_interval=0)
+    trajectory = _model_trajectory(fatal_retries, [o.ERROR] * 5)
+    assert len(trajectory.steps) == 3
+    assert (trajectory.state, trajectory.cause) == (
+        ProcessLifecycle.FAILED,
+        ShutdownCause.FATAL_PROCESS,
+    )
+    # Go's budget: (recover_count + 1) x retry_count runs when every retry budget ends in a panic.
+    recovering = ProcessOption(
+        retry_count=2, recover_count=2, retry_interval=0, recover_interval=0, is_fatal=False
+    )
+    trajectory = _model_trajectory(recovering, [o.ERROR, o.RAISE] * 3 + [o.ERROR])
+    assert len(trajectory.steps) == 6
+    assert [s.attempt for s in trajectory.steps] == [1, 2, 1, 2, 1, 2]
+    assert trajectory.steps[-1].recovered_after == 2
+    assert (trajectory.state, trajectory.cause) == (ProcessLifecycle.FAILED, None)
+    # recover=False: the first panic ends it.
+    no_recover = ProcessOption(recover=False, is_fatal=False)
+    assert len(_model_trajectory(no_recover, [o.RAISE_BASE, o.NONE]).steps) == 1
+    # reset_after=0: every run counts as a stable one, so errors are retried for ever.
+    resetting = ProcessOption(retry_count=2, retry_interval=0, reset_after=0.0)
+    trajectory = _model_trajectory(resetting, [o.ERROR] * 6)
+    assert (len(trajectory.steps), trajectory.blocks) == (7, True)
+    # DoNotRestart ends it without a shutdown, TerminateSupervisor with one.
+    assert _model_trajectory(fatal_retries, [o.DNR_RAISE]).cause is None
+    assert _model_trajectory(no_recover, [o.TERM_RETURN]).cause is ShutdownCause.TERMINATE_REQUESTED
+    # The first would-be trigger triggers; the second is held, and ends FINISHED.
+    prediction = _model_predict(
+        [(no_recover, [o.BLOCK]), (fatal_retries, [o.NONE]), (no_recover, [o.TERM_RAISE])]
+    )
+    assert [p.role for p in prediction.processes] == ["block", "trigger", "held"]
+    assert prediction.cause is ShutdownCause.FATAL_PROCESS
+    assert (prediction.trigger, prediction.error_run, prediction.exit_code) == (1, None, EXIT_FATAL)
+    assert prediction.processes[2].state is ProcessLifecycle.FINISHED
+
+
+class _ModelHarness:
+    """Runs the scripts for real; see the comment above _ModelOutcome."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        scripts: Sequence[Sequence[_ModelOutcome]],
+        final_runs: Sequence[int],
+        roles: Sequence[_ModelRole] | None,
+    ) -> None:
+        self.names = names
+        self.scripts = scripts
+        self.final_runs = final_runs
+        self.roles = roles  # None: the free mode, where nothing is gated or held
+        self.gate = threading.Event()
+        self.quiet = {name: threading.Event() for name in names}
+        self.calls = dict.fromkeys(names, 0)
+        self.woken: list[str] = []  # who came back from a wait on its finish signal, in order
+        self.wrong_arguments: list[str] = []
+        self._guard = threading.Lock()
+
+    def process(self, index: int) -> supervisor.ProcessFunc:
+        name, script, final_run = self.names[index], self.scripts[index], self.final_runs[index]
+        role = None if self.roles is None else self.roles[index]
+
+        def scripted(
+            finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+        ) -> Exception | None:
+            if process_name != name:
+                self.wrong_arguments.append(f"{name} was called as {process_name!r}")
+            with self._guard:
+                self.calls[name] += 1
+                run = self.calls[name]
+            outcome = script[run - 1] if run <= len(script) else _ModelOutcome.BLOCK
+            if role == "trigger" and run == final_run:
+                self.gate.wait(_FAULT_BOUND)
+            elif outcome is _ModelOutcome.BLOCK or (role == "held" and run == final_run):
+                self.quiet[name].set()
+                finish_signal.wait(_FAULT_BOUND)
+                with self._guard:
+                    self.woken.append(name)
+            return _model_act(name, run, outcome)
+
+        return scripted
+
+
+def _model_event(event: SupervisorEvent) -> _ModelEvent:
+    if isinstance(event, ProcessStarted):
+        return ("started", event.attempt)
+    if isinstance(event, ProcessFailed):
+        return ("failed", event.panic)
+    if isinstance(event, ProcessWaiting):
+        return ("waiting", event.kind)
+    if isinstance(event, ProcessGaveUp):
+        return ("gave up", event.fatal)
+    if isinstance(event, ProcessStopped):
+        return ("stopped", event.state)
+    return (type(event).__name__, None)
+
+
+def _model_events_by_process(
+    events: Sequence[SupervisorEvent], names: Sequence[str]
+) -> dict[str, list[_ModelEvent]]:
+    grouped: dict[str, list[_ModelEvent]] = {name: [] for name in names}
+    for event in events:
+        name = getattr(event, "process_name", None)
+        if name is not None:
+            grouped[name].append(_model_event(event))
+    return grouped
+
+
+# Hypothesis draws each process as one byte string: its first two bytes pick options
+# from a table, the others are its script. That is several times cheaper than drawing
+# every field, so that 500 examples take seconds. It shrinks towards the simplest case
+# (option 0, a shorter script, smaller bytes), and is decoded before the test sees it,
+# so that a counter-example prints as options and outcomes.
+
+_MODEL_SCRIPT_CHOICES = (
+    _ModelOutcome.BLOCK,
+    _ModelOutcome.ERROR,
+    _ModelOutcome.RAISE,
+    _ModelOutcome.NONE,
+    _ModelOutcome.ERROR,
+    _ModelOutcome.RAISE_BASE,
+    _ModelOutcome.BAD_RETURN,
+    _ModelOutcome.ERROR,
+    _ModelOutcome.DNR_RETURN,
+    _ModelOutcome.DNR_RAISE,
+    _ModelOutcome.RAISE,
+    _ModelOutcome.TERM_RETURN,
+    _ModelOutcome.TERM_RAISE,
+)
+
+# Timing that never changes an outcome: (retry_interval, recover_interval,
+# backoff_factor, max_interval, jitter). Intervals are 0, or a millisecond with every
+# wait capped at 2 ms; with intervals of 0 the other fields may be anything valid.
+_MODEL_TIMINGS: tuple[tuple[float, float, float, float | None, float], ...] = (
+    (0.0, 0.0, 1.0, None, 0.0),
+    (0.0, 0.0, 2.0, None, 1.0),
+    (0.0, 0.0, 1e6, 0.0, 0.5),
+    (0.0, 0.0, 1.5, 1e9, 0.0),
+    (0.0, 0.0, 1.0, 1.0, 1.0),
+    (0.0, 0.0, 3.0, None, 0.5),
+    (0.0, 0.0, 1.0, None, 0.0),
+    (0.0, 0.0, 2.0, 0.0, 0.0),
+    (0.0, 0.0, 1.0, 1e9, 0.5),
+    (0.0, 0.0, 1e6, None, 1.0),
+    (0.001, 0.0, 1.0, None, 1.0),
+    (0.0, 0.001, 2.0, 0.002, 0.5),
+    (0.001, 0.001, 1e6, 0.001, 0.0),
+)
+
+_MODEL_OPTION_TABLE: tuple[ProcessOption, ...] = tuple(
+    ProcessOption(
+        recover=recover,
+        recover_interval=recover_interval,
+        recover_count=recover_count,
+        retry_count=retry_count,
+        retry_interval=retry_interval,
+        is_fatal=is_fatal,
+        backoff_factor=backoff_factor,
+        max_interval=max_interval,
+        jitter=jitter,
+        # 0: every run counts as stable (lasts >= 0 s); an hour: none does.
+        reset_after=reset_after,
+    )
+    for is_fatal, recover, retry_count, recover_count, reset_after, (
+        retry_interval,
+        recover_interval,
+        backoff_factor,
+        max_interval,
+        jitter,
+    ) in itertools.product(
+        (False, True),
+        (True, False),
+        (1, 2, 3, 4),
+        (0, 1, 2, 3),
+        (None, 0.0, 3600.0),
+        _MODEL_TIMINGS,
+    )
+)
+
+
+def _model_decode(data: bytes) -> tuple[ProcessOption, list[_ModelOutcome]]:
+    options = _MODEL_OPTION_TABLE[int.from_bytes(data[:2], "big") % len(_MODEL_OPTION_TABLE)]
+    script = [_MODEL_SCRIPT_CHOICES[byte % len(_MODEL_SCRIPT_CHOICES)] for byte in data[2:]]
+    return options, script
+
+
+_MODEL_SPECS = st.lists(st.binary(max_size=10).map(_model_decode), min_size=1, max_size=6)
+
+
+def _model_supervisor(
+    names: Sequence[str],
+    specs: Sequence[tuple[ProcessOption, Sequence[_ModelOutcome]]],
+    harness: _ModelHarness,
+    *,
+    order: supervisor.ShutdownOrder,
+    events: list[SupervisorEvent] | None,
+    logging_on: bool,
+) -> Supervisor:
+    logger = _fault_logger("model", level=logging.DEBUG if logging_on else logging.CRITICAL + 1)
+    sup = Supervisor(
+        shutdown_timeout=_FAULT_BOUND,
+        logger=logger,
+        on_event=None if events is None else events.append,
+        shutdown_order=order,
+    )
+    for index, (name, (options, _)) in enumerate(zip(names, specs, strict=True)):
+        sup.register(name, harness.process(index), options)
+    return sup
+
+
+def _model_wait_until_quiet(
+    harness: _ModelHarness,
+    names: Sequence[str],
+    roles: Sequence[_ModelRole],
+    threads: Sequence[threading.Thread],
+) -> None:
+    """Wait until every process but the trigger is blocked, held or gone for good."""
+    by_name = {thread.name: thread for thread in threads}
+    for name, role in zip(names, roles, strict=True):
+        if role in ("block", "held"):
+            assert harness.quiet[name].wait(_FAULT_BOUND), f"{name} never blocked"
+        elif role == "terminal" and name in by_name:
+            assert not _fault_join([by_name[name]]), f"{name} did not end"
+
+
+@pytest.mark.races
+@settings(suppress_health_check=_FAULT_HYPOTHESIS_CHECKS)
+@given(
+    specs=_MODEL_SPECS,
+    order=st.sampled_from(("parallel", "reverse")),
+    with_hook=st.booleans(),
+    logging_on=st.booleans(),
+)
+def test_model_gated_supervisor_matches_the_model_exactly(
+    specs: list[tuple[ProcessOption, list[_ModelOutcome]]],
+    order: supervisor.ShutdownOrder,
+    with_hook: bool,
+    logging_on: bool,
+) -> None:
+    prediction = _model_predict(specs)
+    prefix = _fault_prefix("m")
+    names = [f"{prefix}p{i}" for i in range(len(specs))]
+    roles = [p.role for p in prediction.processes]
+    harness = _ModelHarness(
+        names, [script for _, script in specs], [p.runs for p in prediction.processes], roles
+    )
+    events: list[SupervisorEvent] | None = [] if with_hook else None
+    sup = _model_supervisor(
+        names, specs, harness, order=order, events=events, logging_on=logging_on
+    )
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads(names)
+        _model_wait_until_quiet(harness, names, roles, threads)
+        if prediction.trigger is not None:
+            harness.gate.set()
+            # Its thread ends once it has begun the shutdown. If a bug kept it from
+            # doing so, the shutdown() below does it, and the report's cause is wrong.
+            trigger = [t for t in threads if t.name == names[prediction.trigger]]
+            assert not _fault_join(trigger), "the trigger kept running"
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+        status = sup.status()
+    finally:
+        harness.gate.set()
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive, f"threads still running after the report: {alive}"
+    assert not harness.wrong_arguments
+
+    # The shutdown and the report.
+    trigger_name = None if prediction.trigger is None else names[prediction.trigger]
+    assert (report.cause, report.process_name, report.exit_code) == (
+        prediction.cause,
+        trigger_name,
+        prediction.exit_code,
+    )
+    assert (report.finished, report.unfinished, dict(report.stacks)) == (tuple(names), (), {})
+    if trigger_name is not None:
+        assert trigger_name in report.reason
+        trigger_script = specs[cast(int, prediction.trigger)][1]
+        run = prediction.error_run
+        outcome = None if run is None else trigger_script[run - 1]
+        actual_error = None if report.error is None else repr(report.error)
+        assert _model_error_matches(actual_error, trigger_name, run, outcome), report.error
+
+    # Each process: run count, state and counters.
+    observed = {
+        name: (
+            harness.calls[name],
+            status[name].state,
+            status[name].attempt,
+            status[name].recovered_num,
+            status[name].restarts,
+        )
+        for name in names
+    }
+    expected = {
+        name: (p.runs, p.state, p.attempt, p.recovered_num, p.runs - 1)
+        for name, p in zip(names, prediction.processes, strict=True)
+    }
+    assert observed == expected
+    for name, p in zip(names, prediction.processes, strict=True):
+        assert status[name].thread_name == name
+        assert _model_error_matches(
+            status[name].last_error, name, p.last_error_run, p.last_error_outcome
+        ), (
+            name,
+            status[name].last_error,
+        )
+
+    # Who came back from a wait on the finish signal, and in which order.
+    waiting = [name for name, role in zip(names, roles, strict=True) if role in ("block", "held")]
+    if order == "reverse":
+        assert harness.woken == waiting[::-1]
+    else:
+        assert sorted(harness.woken) == sorted(waiting)
+
+    # The events: each process's in order, and one shutdown.
+    if events is not None:
+        grouped = _model_events_by_process(events, names)
+        assert grouped == {
+            name: list(p.events) for name, p in zip(names, prediction.processes, strict=True)
+        }
+        started = [e for e in events if isinstance(e, ShutdownStarted)]
+        finished = [e for e in events if isinstance(e, ShutdownFinished)]
+        assert [e.cause for e in started] == [report.cause]
+        assert len(finished) == 1
+        assert finished[0].report is report
+
+
+@pytest.mark.races
+@settings(
+    suppress_health_check=_FAULT_HYPOTHESIS_CHECKS,
+    max_examples=max(1, settings().max_examples * 2 // 5),
+)
+@given(specs=_MODEL_SPECS, order=st.sampled_from(("parallel", "reverse")))
+def test_model_free_running_supervisor_stays_within_the_model(
+    specs: list[tuple[ProcessOption, list[_ModelOutcome]]],
+    order: supervisor.ShutdownOrder,
+) -> None:
+    """Nothing gated: every process races. The real run must be one the model allows:
+    the shutdown comes from one of the processes whose end starts one; that process ran
+    its whole script; every other one stopped somewhere along its own trajectory."""
+    trajectories = [_model_trajectory(options, script) for options, script in specs]
+    prefix = _fault_prefix("f")
+    names = [f"{prefix}p{i}" for i in range(len(specs))]
+    harness = _ModelHarness(
+        names, [script for _, script in specs], [len(t.steps) for t in trajectories], None
+    )
+    events: list[SupervisorEvent] = []
+    sup = _model_supervisor(names, specs, harness, order=order, events=events, logging_on=True)
+    candidates = {names[i]: t for i, t in enumerate(trajectories) if t.cause is not None}
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads(names)
+        if candidates:
+            # Each ends by itself (its script never blocks), the first of them by
+            # shutting the supervisor down; if a bug kept them all from doing so, the
+            # shutdown() below does it, and the report's cause is wrong.
+            assert not _fault_join([t for t in threads if t.name in candidates])
+        else:
+            roles: list[_ModelRole] = ["block" if t.blocks else "terminal" for t in trajectories]
+            _model_wait_until_quiet(harness, names, roles, threads)
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+        status = sup.status()
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive, f"threads still running after the report: {alive}"
+
+    assert (report.finished, report.unfinished) == (tuple(names), ())
+    if candidates:
+        assert report.process_name in candidates, report
+        cause_trajectory = candidates[report.process_name]
+        assert report.cause is cause_trajectory.cause
+        assert harness.calls[report.process_name] == len(cause_trajectory.steps)
+        assert status[report.process_name].state is cause_trajectory.state
+        assert report.exit_code == EXIT_FATAL
+    else:
+        assert (report.cause, report.process_name, report.exit_code) == (
+            ShutdownCause.REQUEST,
+            None,
+            EXIT_OK,
+        )
+
+    grouped = _model_events_by_process(events, names)
+    for name, trajectory in zip(names, trajectories, strict=True):
+        runs, row = harness.calls[name], status[name]
+        assert 0 <= runs <= len(trajectory.steps), (name, runs)
+        assert row.restarts == max(runs - 1, 0)
+        if runs == 0:
+            assert (row.attempt, row.recovered_num, row.last_error) == (0, 0, None)
+        else:
+            step = trajectory.steps[runs - 1]
+            assert row.attempt == step.attempt
+            assert row.recovered_num in (step.recovered_before, step.recovered_after)
+            outcome = (
+                None
+                if step.last_error_run is None
+                else trajectory.steps[step.last_error_run - 1].outcome
+            )
+            assert _model_error_matches(row.last_error, name, step.last_error_run, outcome), row
+        if runs == len(trajectory.steps) and not trajectory.blocks:
+            assert row.state in (trajectory.state, ProcessLifecycle.FINISHED), (name, row)
+        else:
+            assert row.state is ProcessLifecycle.FINISHED, (name, row)
+        kinds = [kind for kind, _ in grouped[name]]
+        assert kinds.count("started") == runs
+        assert kinds.count("gave up") + kinds.count("stopped") == 1, grouped[name]
+
+
+# ---------------------------------------------------------------------------
+# 2. Faults
+
+
+@pytest.mark.parametrize(
+    ("order", "stubborn_first"),
+    [("parallel", True), ("parallel", False), ("reverse", True)],
+    ids=["parallel-stubborn-first", "parallel-stubborn-last", "reverse-stubborn-first"],
+)
+def test_fault_process_ignoring_its_finish_signal_is_named_at_the_timeout(
+    order: supervisor.ShutdownOrder, stubborn_first: bool
+) -> None:
+    timeout = 0.2
+    prefix = _fault_prefix("stubborn")
+    stubborn, polite = f"{prefix}stubborn", f"{prefix}polite"
+    entered, release = threading.Event(), threading.Event()
+
+    def _fault_ignores_finish_signal(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        entered.set()
+        release.wait(_FAULT_BOUND)  # not the finish signal
+        return None
+
+    records = _FaultRecords()
+    sup = Supervisor(
+        shutdown_timeout=timeout, logger=_fault_logger("stubborn", records), shutdown_order=order
+    )
+    first, second = (stubborn, polite) if stubborn_first else (polite, stubborn)
+    for name in (first, second):
+        function = _fault_ignores_finish_signal if name == stubborn else _fault_polite
+        sup.register(name, function, ProcessOption(is_fatal=False))
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads([stubborn, polite])
+        assert entered.wait(_FAULT_STEP)
+        began = time.monotonic()
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+        elapsed = time.monotonic() - began
+        status = sup.status()
+    finally:
+        release.set()
+        alive = _fault_join(threads)
+    assert not alive
+
+    assert timeout <= elapsed <= timeout + 0.05, elapsed
+    assert timeout <= report.duration <= timeout + 0.05, report.duration
+    assert report.unfinished == (stubborn,)
+    assert report.finished == (polite,)
+    _fault_assert_nothing_lost(report, [stubborn, polite])
+    assert set(report.stacks) == {stubborn}
+    assert "_fault_ignores_finish_signal" in report.stacks[stubborn]
+    assert (report.cause, report.exit_code) == (ShutdownCause.REQUEST, EXIT_UNFINISHED)
+    assert status[stubborn].state is ProcessLifecycle.RUNNING
+    logged = records.matching("process did not finish in time", stubborn)
+    assert len(logged) == 1
+    assert "_fault_ignores_finish_signal" in str(getattr(logged[0], "stack", ""))
+    # Once it does return, it is finished, and the report already given stays the same.
+    assert sup.status()[stubborn].state is ProcessLifecycle.FINISHED
+    assert sup.wait_on_shutdown_signal(handle_signals=False) is report
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("exception", [SystemExit, KeyboardInterrupt, GeneratorExit])
+@pytest.mark.parametrize("fatal", [False, True], ids=["not-fatal", "fatal"])
+def test_fault_base_exceptions_raised_by_a_process_are_panics(
+    exception: type[BaseException], fatal: bool, fault_excepthook: _FaultExcepthook
+) -> None:
+    prefix = _fault_prefix("base")
+    crasher, bystander = f"{prefix}crasher", f"{prefix}bystander"
+    raised: list[BaseException] = []
+
+    def crash(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        error = exception(f"crash {len(raised) + 1}")
+        raised.append(error)
+        raise error
+
+    records = _FaultRecords()
+    events: list[SupervisorEvent] = []
+    sup = Supervisor(
+        shutdown_timeout=_FAULT_STEP, logger=_fault_logger("base", records), on_event=events.append
+    )
+    polite = _FaultPolite()
+    bystander_entered = polite.entered(bystander)
+    sup.register(crasher, crash, ProcessOption(recover_interval=0, recover_count=2, is_fatal=fatal))
+    sup.register(bystander, polite, ProcessOption(is_fatal=False))
+    threads: list[threading.Thread] = []
+    try:
+        with _fault_watchdog(sup):
+            sup.start()
+            threads = _fault_threads([crasher, bystander])
+            if not fatal:
+                assert not _fault_join([t for t in threads if t.name == crasher], _FAULT_STEP)
+                assert bystander_entered.wait(_FAULT_STEP)
+                assert sup.status()[bystander].state is ProcessLifecycle.RUNNING
+                sup.shutdown()
+            report = _fault_report(sup)
+        status = sup.status()
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+
+    # Three runs: the first and two recoveries; then it gave up.
+    assert len(raised) == 3
+    assert status[crasher].state is ProcessLifecycle.FAILED
+    assert (status[crasher].recovered_num, status[crasher].restarts) == (2, 2)
+    assert status[crasher].last_error == repr(raised[-1])
+    panics = records.matching("recover from panic", crasher)
+    assert [r.exc_info[1] if r.exc_info else None for r in panics] == raised
+    failed = [e for e in events if isinstance(e, ProcessFailed)]
+    assert [(e.error, e.panic) for e in failed] == [(error, True) for error in raised]
+    assert [(e.process_name, e.fatal) for e in events if isinstance(e, ProcessGaveUp)] == [
+        (crasher, fatal)
+    ]
+    assert fault_excepthook.calls == []  # never a silent (or loud) end of the thread
+    if fatal:
+        assert (report.cause, report.process_name, report.exit_code) == (
+            ShutdownCause.FATAL_PROCESS,
+            crasher,
+            EXIT_FATAL,
+        )
+        assert report.error is raised[-1]
+    else:
+        assert (report.cause, report.exit_code) == (ShutdownCause.REQUEST, EXIT_OK)
+    assert report.finished == (crasher, bystander)
+    _fault_assert_nothing_lost(report, [crasher, bystander])
+
+
+@pytest.mark.races
+def test_fault_base_exception_with_recover_off_ends_the_process_at_once(
+    fault_excepthook: _FaultExcepthook,
+) -> None:
+    name = f"{_fault_prefix('norecover')}p"
+    runs: list[int] = []
+
+    def crash(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        runs.append(1)
+        raise KeyboardInterrupt("no recover")
+
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("norecover"))
+    sup.register(name, crash, ProcessOption(recover=False, recover_interval=0))
+    try:
+        with _fault_watchdog(sup):
+            sup.start()
+            report = _fault_report(sup)
+    finally:
+        sup.shutdown()
+    assert runs == [1]
+    assert (report.cause, report.process_name) == (ShutdownCause.FATAL_PROCESS, name)
+    assert isinstance(report.error, KeyboardInterrupt)
+    assert sup.status()[name].state is ProcessLifecycle.FAILED
+    assert fault_excepthook.calls == []
+    _fault_assert_nothing_lost(report, [name])
+
+
+class _FaultRaisingHandler(logging.Handler):
+    def __init__(self, error: type[BaseException]) -> None:
+        super().__init__(logging.DEBUG)
+        self.error = error
+        self.calls = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.calls += 1
+        raise self.error(f"broken handler: {record.getMessage()}")
+
+
+class _FaultRaisingFilter(logging.Filter):
+    def __init__(self, error: type[BaseException]) -> None:
+        super().__init__()
+        self.error = error
+        self.calls = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.calls += 1
+        raise self.error(f"broken filter: {record.getMessage()}")
+
+
+def _fault_flaky_then_fatal(
+    prefix: str,
+) -> tuple[str, str, supervisor.ProcessFunc, supervisor.ProcessFunc, list[int]]:
+    """Two processes: ``flaky`` fails twice, crashes once, then blocks; ``fatal`` waits
+    until ``flaky`` blocks, then returns None, which shuts the supervisor down."""
+    flaky, fatal = f"{prefix}flaky", f"{prefix}fatal"
+    runs: list[int] = []
+    flaky_blocked = threading.Event()
+
+    def flaky_process(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        runs.append(1)
+        if len(runs) <= 2:
+            return RuntimeError(f"error {len(runs)}")
+        if len(runs) == 3:
+            raise RuntimeError("crash")
+        flaky_blocked.set()
+        finish_signal.wait(_FAULT_BOUND)
+        return None
+
+    def fatal_process(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        flaky_blocked.wait(_FAULT_WATCHDOG)
+        return None
+
+    return flaky, fatal, flaky_process, fatal_process, runs
+
+
+_FAULT_FLAKY_OPTIONS = ProcessOption(
+    retry_count=5, retry_interval=0, recover_count=1, recover_interval=0, is_fatal=False
+)
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("where", ["handler", "filter"])
+@pytest.mark.parametrize("error", [RuntimeError, SystemExit], ids=["RuntimeError", "SystemExit"])
+def test_fault_logging_that_raises_never_disturbs_supervision(
+    where: str,
+    error: type[BaseException],
+    capsys: pytest.CaptureFixture[str],
+    fault_excepthook: _FaultExcepthook,
+) -> None:
+    prefix = _fault_prefix("badlog")
+    flaky, fatal, flaky_process, fatal_process, runs = _fault_flaky_then_fatal(prefix)
+    broken: _FaultRaisingHandler | _FaultRaisingFilter
+    if where == "handler":
+        broken = _FaultRaisingHandler(error)
+        logger = _fault_logger("badlog", broken)
+    else:
+        broken = _FaultRaisingFilter(error)
+        logger = _fault_logger("badlog")
+        logger.getChild(supervisor.LOG_NS_SUPERVISOR).addFilter(broken)
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=logger)
+    sup.register(flaky, flaky_process, _FAULT_FLAKY_OPTIONS)
+    sup.register(fatal, fatal_process)
+    threads: list[threading.Thread] = []
+    try:
+        with _fault_watchdog(sup):
+            sup.start()
+            threads = _fault_threads([flaky, fatal])
+            report = _fault_report(sup)
+        status = sup.status()
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+        if isinstance(broken, _FaultRaisingFilter):
+            logger.getChild(supervisor.LOG_NS_SUPERVISOR).removeFilter(broken)
+    assert not alive
+    assert len(runs) == 4  # two retries and a recovery happened, logging or not
+    assert (status[flaky].state, status[flaky].restarts) == (ProcessLifecycle.FINISHED, 3)
+    assert (report.cause, report.process_name, report.exit_code) == (
+        ShutdownCause.FATAL_PROCESS,
+        fatal,
+        EXIT_FATAL,
+    )
+    assert report.finished == (flaky, fatal)
+    _fault_assert_nothing_lost(report, [flaky, fatal])
+    assert broken.calls > 0
+    assert fault_excepthook.calls == []
+    if issubclass(error, Exception):
+        assert "supervisor: could not log" in capsys.readouterr().err
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("error", [RuntimeError, SystemExit], ids=["RuntimeError", "SystemExit"])
+def test_fault_event_hook_that_raises_never_disturbs_supervision(
+    error: type[BaseException], fault_excepthook: _FaultExcepthook
+) -> None:
+    prefix = _fault_prefix("badhook")
+    flaky, fatal, flaky_process, fatal_process, runs = _fault_flaky_then_fatal(prefix)
+    calls: list[SupervisorEvent] = []
+
+    def hook(event: SupervisorEvent) -> None:
+        calls.append(event)
+        raise error(f"broken hook: {type(event).__name__}")
+
+    records = _FaultRecords()
+    sup = Supervisor(
+        shutdown_timeout=_FAULT_STEP, logger=_fault_logger("badhook", records), on_event=hook
+    )
+    sup.register(flaky, flaky_process, _FAULT_FLAKY_OPTIONS)
+    sup.register(fatal, fatal_process)
+    threads: list[threading.Thread] = []
+    try:
+        with _fault_watchdog(sup):
+            sup.start()
+            threads = _fault_threads([flaky, fatal])
+            report = _fault_report(sup)
+        status = sup.status()
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+    assert len(runs) == 4
+    assert (status[flaky].state, status[flaky].restarts) == (ProcessLifecycle.FINISHED, 3)
+    assert (report.cause, report.process_name, report.exit_code) == (
+        ShutdownCause.FATAL_PROCESS,
+        fatal,
+        EXIT_FATAL,
+    )
+    _fault_assert_nothing_lost(report, [flaky, fatal])
+    kinds = [type(event) for event in calls]
+    assert kinds.count(ProcessStarted) == 5  # four runs of flaky, one of fatal
+    assert kinds.count(ShutdownStarted) == kinds.count(ShutdownFinished) == 1
+    # Every failure of the hook is logged, and nothing else went wrong.
+    assert len(records.matching("event hook failed")) == len(calls)
+    assert fault_excepthook.calls == []
+
+
+@pytest.mark.races
+def test_fault_shutdown_racing_start_and_register_loses_nothing() -> None:
+    registered_late = refused_late = 0
+    for round_number in range(50):
+        prefix = _fault_prefix("race")
+        names = [f"{prefix}p{i}" for i in range(3)]
+        late = f"{prefix}late"
+        runs = dict.fromkeys([*names, late], 0)
+        outcome: list[str] = []
+
+        def counted(
+            finish_signal: threading.Event,
+            process_name: str,
+            terminate_channel: TerminateChannel,
+            runs: dict[str, int] = runs,
+        ) -> Exception | None:
+            runs[process_name] += 1
+            finish_signal.wait(_FAULT_BOUND)
+            return None
+
+        sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("race"))
+        for name in names:
+            sup.register(name, counted)  # fatal, but an end during a shutdown never is
+        barrier = threading.Barrier(3, timeout=_FAULT_BOUND)
+
+        def starter(sup: Supervisor = sup, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            sup.start()
+
+        def stopper(sup: Supervisor = sup, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            sup.shutdown()
+
+        def registrar(
+            sup: Supervisor = sup,
+            barrier: threading.Barrier = barrier,
+            late: str = late,
+            outcome: list[str] = outcome,
+            counted: supervisor.ProcessFunc = counted,
+        ) -> None:
+            barrier.wait()
+            try:
+                sup.register(late, counted)
+            except RuntimeError as exc:
+                outcome.append(f"refused: {exc}")
+            else:
+                outcome.append("registered")
+
+        racers = [
+            threading.Thread(target=target, name=f"{prefix}{target.__name__}")
+            for target in (starter, stopper, registrar)
+        ]
+        try:
+            for racer in racers:
+                racer.start()
+            assert not _fault_join(racers), f"round {round_number}: a racer is stuck"
+            report = sup.wait_on_shutdown_signal(handle_signals=False)
+        finally:
+            sup.shutdown()
+            alive = _fault_join(_fault_threads([*names, late]))
+        assert not alive
+        assert len(outcome) == 1
+        if outcome[0] == "registered":
+            registered_late += 1
+            expected = (*names, late)
+        else:
+            refused_late += 1
+            assert "shutting down" in outcome[0]
+            expected = tuple(names)
+        assert (report.cause, report.exit_code, report.unfinished) == (
+            ShutdownCause.REQUEST,
+            EXIT_OK,
+            (),
+        )
+        assert report.finished == expected
+        _fault_assert_nothing_lost(report, expected)
+        status = sup.status()
+        assert set(status) == set(expected)
+        for name in expected:
+            assert runs[name] <= 1
+            # Never started (the shutdown came first) or ran once and finished.
+            assert status[name].state in (ProcessLifecycle.REGISTERED, ProcessLifecycle.FINISHED)
+            if status[name].state is ProcessLifecycle.REGISTERED:
+                assert runs[name] == 0
+    assert registered_late + refused_late == 50
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("kind", ["retry", "recover"])
+@pytest.mark.parametrize("how", ["shutdown", "remove"])
+@pytest.mark.parametrize("order", ["parallel", "reverse"])
+def test_fault_a_long_wait_ends_at_once_on_shutdown_or_removal(
+    kind: str, how: str, order: supervisor.ShutdownOrder
+) -> None:
+    prefix = _fault_prefix("wait")
+    name, other = f"{prefix}waiter", f"{prefix}other"
+    runs: list[int] = []
+    waiting = threading.Event()
+    delays: list[float] = []
+
+    def fail_once(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        runs.append(1)
+        if kind == "recover":
+            raise RuntimeError("crash")
+        return RuntimeError("error")
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessWaiting) and event.process_name == name:
+            delays.append(event.delay)
+            waiting.set()
+
+    sup = Supervisor(
+        shutdown_timeout=_FAULT_STEP,
+        logger=_fault_logger("wait"),
+        on_event=hook,
+        shutdown_order=order,
+    )
+    # A fatal process: ending it by a shutdown or a removal must not count as fatal.
+    sup.register(
+        name, fail_once, ProcessOption(retry_interval=60, recover_interval=60, backoff_factor=2.0)
+    )
+    polite = _FaultPolite()
+    other_entered = polite.entered(other)
+    sup.register(other, polite)
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads([name, other])
+        assert waiting.wait(_FAULT_STEP)
+        assert other_entered.wait(_FAULT_STEP)
+        expected_state = (
+            ProcessLifecycle.WAITING_TO_RETRY
+            if kind == "retry"
+            else ProcessLifecycle.WAITING_TO_RECOVER
+        )
+        assert sup.status()[name].state is expected_state
+        began = time.monotonic()
+        if how == "shutdown":
+            sup.shutdown()
+            report = sup.wait_on_shutdown_signal(handle_signals=False)
+            elapsed = time.monotonic() - began
+        else:
+            assert sup.remove(name, timeout=_FAULT_STEP)
+            elapsed = time.monotonic() - began
+            assert sup.status()[other].state is ProcessLifecycle.RUNNING  # no shutdown
+            sup.shutdown()
+            report = sup.wait_on_shutdown_signal(handle_signals=False)
+        status = sup.status()
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+    assert delays == [60.0]
+    assert elapsed < _FAULT_STEP, elapsed
+    assert runs == [1]  # no run after the wait was cut short
+    expected_end = ProcessLifecycle.FINISHED if how == "shutdown" else ProcessLifecycle.REMOVED
+    assert status[name].state is expected_end
+    assert (report.cause, report.exit_code, report.unfinished) == (
+        ShutdownCause.REQUEST,
+        EXIT_OK,
+        (),
+    )
+    _fault_assert_nothing_lost(report, [name, other])
+
+
+@pytest.mark.races
+def test_fault_eight_threads_registering_and_removing_keep_status_consistent() -> None:
+    prefix = _fault_prefix("churn")
+    stable = [f"{prefix}stable{i}" for i in range(2)]
+    rounds = 15
+    counted = _FaultPolite()
+    errors: list[str] = []
+    entered = [counted.entered(name) for name in stable]
+
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("churn"))
+    for name in stable:
+        sup.register(name, counted)
+    barrier = threading.Barrier(8, timeout=_FAULT_BOUND)
+
+    def churn(worker: int) -> None:
+        # Odd workers reuse one name (a removed name may be registered again); even
+        # workers use a new name each round. Every process is fatal: removing one
+        # must never shut the supervisor down.
+        try:
+            barrier.wait()
+            for round_number in range(rounds):
+                name = f"{prefix}w{worker}" if worker % 2 else f"{prefix}w{worker}r{round_number}"
+                sup.register(name, counted)
+                if round_number % 4 == 0:
+                    snapshot = sup.status()
+                    if name not in snapshot:
+                        errors.append(f"{name} missing from status() after register()")
+                if not sup.remove(name, timeout=_FAULT_BOUND):
+                    errors.append(f"{name} did not return in time")
+            if worker % 2:
+                event = counted.entered(f"{prefix}w{worker}")
+                sup.register(f"{prefix}w{worker}", counted)  # started at once: it runs
+                if not event.wait(_FAULT_STEP):
+                    errors.append(f"{prefix}w{worker} registered after start() never ran")
+        except Exception as exc:
+            errors.append(f"worker {worker}: {exc!r}")
+
+    workers = [
+        threading.Thread(target=churn, args=(i,), name=f"{prefix}worker{i}") for i in range(8)
+    ]
+    reused = [f"{prefix}w{i}" for i in range(1, 8, 2)]
+    removed = [f"{prefix}w{i}r{r}" for i in range(0, 8, 2) for r in range(rounds)]
+    try:
+        sup.start()
+        for worker in workers:
+            worker.start()
+        assert not _fault_join(workers)
+        assert errors == []
+        assert all(event.wait(_FAULT_STEP) for event in entered)
+        status = sup.status()
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+    finally:
+        sup.shutdown()
+        alive = _fault_join(_fault_threads([*stable, *reused, *removed]))
+    assert not alive
+    assert set(status) == {*stable, *reused, *removed}
+    for name in [*stable, *reused]:
+        assert status[name].state is ProcessLifecycle.RUNNING, status[name]
+    for name in removed:
+        assert status[name].state is ProcessLifecycle.REMOVED, status[name]
+        assert counted.runs.get(name, 0) <= 1
+    assert (report.cause, report.exit_code, report.unfinished) == (
+        ShutdownCause.REQUEST,
+        EXIT_OK,
+        (),
+    )
+    _fault_assert_nothing_lost(report, status)
+    assert len(report.finished) == len(status)
+    final = sup.status()
+    assert all(
+        row.state in (ProcessLifecycle.FINISHED, ProcessLifecycle.REMOVED) for row in final.values()
+    )
+
+
+_FAULT_BURST_CHILD = textwrap.dedent(
+    """
+    import logging, signal, sys, threading, time
+    from supervisor import ProcessOption, Supervisor
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+    def polite(finish_signal, name, channel):
+        finish_signal.wait()
+        return None
+
+    def flaky(finish_signal, name, channel):
+        if finish_signal.wait(0.005):
+            return None
+        return RuntimeError("flaky")
+
+    def busy(finish_signal, name, channel):
+        while not finish_signal.is_set():
+            sum(range(1000))
+        return None
+
+    sup = Supervisor(shutdown_timeout=5.0)
+    sup.register("polite", polite)
+    sup.register("flaky", flaky, ProcessOption(retry_interval=0.005, retry_count=10**9))
+    sup.register("busy", busy)
+
+    late = []
+    def late_handler(signum, frame):
+        late.append(signum)
+    signal.signal(signal.SIGINT, late_handler)
+    signal.signal(signal.SIGTERM, late_handler)
+
+    def announce_when_handled():
+        # "ready" only once the supervisor's own handlers are in place.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (signal.getsignal(signal.SIGINT) is not late_handler
+                    and signal.getsignal(signal.SIGTERM) is not late_handler):
+                print("ready", flush=True)
+                return
+            time.sleep(0.001)
+
+    sup.start()
+    threading.Thread(target=announce_when_handled, daemon=True).start()
+    report = sup.wait_on_shutdown_signal()
+    restored = (signal.getsignal(signal.SIGINT) is late_handler
+                and signal.getsignal(signal.SIGTERM) is late_handler)
+    # The rest of the burst may still arrive: ignore it from here to the exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("REPORT", report.cause.value, report.signal_number, report.exit_code,
+          ",".join(report.finished), ",".join(report.unfinished), restored, flush=True)
+    sys.exit(report.exit_code)
+    """
+)
+
+
+def _fault_read_line(stream: IO[str], timeout: float) -> str:
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return stream.readline()
+
+
+@dataclasses.dataclass(frozen=True)
+class _FaultChildRun:
+    returncode: int | None  # None: it hung, and was killed
+    out: str
+    err: str
+    elapsed: float  # from the first signal sent to its exit
+
+    def report_fields(self) -> list[str]:
+        lines = [line for line in self.out.splitlines() if line.startswith("REPORT ")]
+        assert len(lines) == 1, self.out
+        return lines[0].split(" ")[1:]
+
+
+def _fault_run_child(
+    tmp_path: Path, source: str, burst: Sequence[signal.Signals], timeout: float = 6.0
+) -> _FaultChildRun:
+    """Run ``source`` in a new interpreter; once it prints "ready", send it ``burst``."""
+    script = tmp_path / "child.py"
+    script.write_text(source)
+    env = dict(os.environ, PYTHONPATH=str(Path(supervisor.__file__).resolve().parent))
+    child = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    returncode: int | None = None
+    try:
+        assert child.stdout is not None
+        ready = _fault_read_line(child.stdout, 10.0)
+        assert ready == "ready\n", ready
+        began = time.monotonic()
+        for signum in burst:
+            os.kill(child.pid, signum)
+        try:
+            out, err = child.communicate(timeout=timeout)
+            returncode = child.returncode
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, err = child.communicate()
+        elapsed = time.monotonic() - began
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    return _FaultChildRun(returncode, out, err, elapsed)
+
+
+@pytest.mark.parametrize("pattern", ["SIGINT", "SIGTERM", "mixed"])
+def test_fault_burst_of_fifty_signals_to_a_child_exits_cleanly(
+    pattern: str, tmp_path: Path
+) -> None:
+    if pattern == "mixed":
+        burst = [signal.SIGINT if i % 2 == 0 else signal.SIGTERM for i in range(50)]
+    else:
+        burst = [signal.Signals[pattern]] * 50
+    run = _fault_run_child(tmp_path, _FAULT_BURST_CHILD, burst)
+    # A hang here is the lost wake-up of /tmp/bugs/faults-3.md: a signal whose C-level
+    # handler ran just before the main thread blocked, or on another thread.
+    assert run.returncode is not None, f"the child hung after the burst:\n{run.err[-3000:]}"
+    assert "Traceback" not in run.err, run.err
+    cause, signal_number, exit_code, finished, unfinished, restored = run.report_fields()
+    assert cause == ShutdownCause.SIGNAL.value
+    assert int(signal_number) in set(burst)  # whichever the handler saw first
+    assert run.returncode == int(exit_code)
+    unfinished_names = [n for n in unfinished.split(",") if n]
+    finished_names = [n for n in finished.split(",") if n]
+    assert run.returncode == (EXIT_UNFINISHED if unfinished_names else EXIT_OK)
+    assert sorted(finished_names + unfinished_names) == ["busy", "flaky", "polite"]
+    assert restored == "True"
+    assert run.err.count("shutdown all processes gracefully") == 1, run.err
+    assert run.elapsed < 4.0, run.elapsed  # well before the child's 5 s shutdown timeout
+
+
+_FAULT_OTHER_THREAD_CHILD = textwrap.dedent(
+    """
+    import signal, sys, threading, time
+    from supervisor import Supervisor
+
+    def polite(finish_signal, name, channel):
+        finish_signal.wait()
+        return None
+
+    sup = Supervisor(shutdown_timeout=5.0)
+    sup.register("polite", polite)
+    main = threading.main_thread()
+
+    def main_is_waiting():
+        frame = sys._current_frames().get(main.ident)
+        while frame is not None:
+            if frame.f_code.co_name == "wait_on_shutdown_signal":
+                return True
+            frame = frame.f_back
+        return False
+
+    def raise_sigterm_here():
+        # The kernel delivers a process-directed signal to any thread that does not
+        # block it; it picks another thread than the main one when the main thread has
+        # a signal pending already (as in a burst). Here it is made to happen for sure.
+        deadline = time.monotonic() + 10
+        while not main_is_waiting() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.1)  # let the main thread block; too short only hides the bug
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    sup.start()
+    print("ready", flush=True)
+    threading.Thread(target=raise_sigterm_here, daemon=True).start()
+    report = sup.wait_on_shutdown_signal()
+    print("REPORT", report.cause.value, report.signal_number, report.exit_code,
+          ",".join(report.finished), ",".join(report.unfinished), flush=True)
+    sys.exit(report.exit_code)
+    """
+)
+
+
+def test_fault_signal_received_by_another_thread_still_shuts_down(tmp_path: Path) -> None:
+    """A SIGTERM whose C-level handler runs on another thread than the main one must
+    still start the shutdown (Python runs the handler on the main thread, but only once
+    that thread runs bytecode again)."""
+    run = _fault_run_child(tmp_path, _FAULT_OTHER_THREAD_CHILD, [], timeout=4.0)
+    assert run.returncode is not None, (
+        "wait_on_shutdown_signal() never woke up for a SIGTERM received on another "
+        f"thread (/tmp/bugs/faults-3.md):\n{run.err[-3000:]}"
+    )
+    assert run.report_fields() == [
+        ShutdownCause.SIGNAL.value,
+        str(int(signal.SIGTERM)),
+        str(EXIT_OK),
+        "polite",  # finished
+        "",  # unfinished
+    ]
+    assert run.returncode == EXIT_OK
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("puts", [0, 1, 1000], ids=["never", "once", "many-times"])
+def test_fault_terminate_channel_used_many_times_or_never(puts: int) -> None:
+    prefix = _fault_prefix("channel")
+    announcer, liar, polite = f"{prefix}announcer", f"{prefix}liar", f"{prefix}polite"
+    announced, liar_announced, release = threading.Event(), threading.Event(), threading.Event()
+    bad_put: list[BaseException] = []
+
+    def announce(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        for _ in range(puts):
+            terminate_channel.put(process_name)  # never blocks (Go's channel held 10)
+        terminate_channel.put(f"{prefix}ghost")  # a name nobody registered
+        try:
+            terminate_channel.put(cast(str, 42))
+        except TypeError as exc:
+            bad_put.append(exc)
+        announced.set()
+        finish_signal.wait(_FAULT_BOUND)
+        for _ in range(puts):
+            terminate_channel.put(process_name)  # as a Go process announces its end
+        return None
+
+    def lie(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        # Announces its termination, but ignores the finish signal and keeps running.
+        for _ in range(max(puts, 1)):
+            terminate_channel.put(process_name)
+        liar_announced.set()
+        release.wait(_FAULT_BOUND)
+        return None
+
+    records = _FaultRecords()
+    sup = Supervisor(shutdown_timeout=0.1, logger=_fault_logger("channel", records))
+    sup.register(announcer, announce)
+    sup.register(liar, lie, ProcessOption(is_fatal=False))
+    sup.register(polite, _fault_polite)
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads([announcer, liar, polite])
+        assert announced.wait(_FAULT_STEP), "put() blocked"
+        assert liar_announced.wait(_FAULT_STEP), "put() blocked"
+        # Announcing is not returning: both are still running, and nothing shut down.
+        status = sup.status()
+        assert status[announcer].state is ProcessLifecycle.RUNNING
+        assert status[liar].state is ProcessLifecycle.RUNNING
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+    finally:
+        release.set()
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+    assert len(bad_put) == 1
+    assert "42" in str(bad_put[0])
+    assert records.matching("process doesn't exist", f"{prefix}ghost")
+    # A process that put its name but did not return is unfinished; one that never put
+    # its name but returned is finished.
+    assert report.unfinished == (liar,)
+    assert report.finished == (announcer, polite)
+    assert (report.cause, report.exit_code) == (ShutdownCause.REQUEST, EXIT_UNFINISHED)
+    _fault_assert_nothing_lost(report, [announcer, liar, polite])
+
+
+class _FaultUnprintable(RuntimeError):
+    """An error whose repr fails, as one carrying a broken object in its args does."""
+
+    def __repr__(self) -> str:
+        raise ValueError("this error cannot be printed")
+
+    def __str__(self) -> str:
+        raise ValueError("this error cannot be printed")
+
+
+class _FaultUnprintableTerminate(TerminateSupervisor):
+    def __repr__(self) -> str:
+        raise ValueError("this error cannot be printed")
+
+    def __str__(self) -> str:
+        raise ValueError("this error cannot be printed")
+
+
+@pytest.mark.races
+@pytest.mark.parametrize("how", ["raise", "return", "terminate"])
+def test_fault_error_whose_repr_fails_still_ends_a_fatal_process(
+    how: str, fault_excepthook: _FaultExcepthook
+) -> None:
+    """A fatal process's last error cannot be printed: it must still shut the
+    supervisor down, and status() must still work."""
+    prefix = _fault_prefix("unprintable")
+    name, other = f"{prefix}p", f"{prefix}polite"
+    errors: list[BaseException] = []
+
+    def fail(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        error = _FaultUnprintableTerminate() if how == "terminate" else _FaultUnprintable()
+        errors.append(error)
+        if how == "return":
+            return error
+        raise error
+
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("unprintable"))
+    sup.register(name, fail, ProcessOption(retry_count=1, recover=False))
+    sup.register(other, _fault_polite, ProcessOption(is_fatal=False))
+    threads: list[threading.Thread] = []
+    try:
+        with _fault_watchdog(sup):
+            sup.start()
+            threads = _fault_threads([name, other])
+            report = _fault_report(sup)
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+    assert len(errors) == 1
+    expected_cause = (
+        ShutdownCause.TERMINATE_REQUESTED if how == "terminate" else ShutdownCause.FATAL_PROCESS
+    )
+    assert (report.cause, report.process_name, report.exit_code) == (
+        expected_cause,
+        name,
+        EXIT_FATAL,
+    )
+    assert report.error is errors[0]
+    assert fault_excepthook.calls == []
+    _fault_assert_nothing_lost(report, [name, other])
+    expected_state = ProcessLifecycle.FINISHED if how == "terminate" else ProcessLifecycle.FAILED
+    assert sup.status()[name].state is expected_state  # status() must not raise either
+
+
+# ---------------------------------------------------------------------------
+# 3. Bad input: each call raises at once, with a message naming the bad field or value,
+# and leaves the supervisor as it was.
+
+
+def _fault_call(function: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """Call ``function`` with arguments of the wrong type, on purpose."""
+    return function(*args, **kwargs)
+
+
+def _fault_option(**fields: object) -> Callable[[Supervisor], object]:
+    return lambda sup: _fault_call(ProcessOption, **fields)
+
+
+def _fault_new_supervisor(*args: object, **kwargs: object) -> Callable[[Supervisor], object]:
+    return lambda sup: _fault_call(Supervisor, *args, **kwargs)
+
+
+def _fault_in_other_thread(function: Callable[[], object]) -> object:
+    """Run ``function`` on another thread and re-raise what it raised, here."""
+    raised: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            function()
+        except BaseException as exc:
+            raised.put(exc)
+        else:
+            raised.put(None)
+
+    thread = threading.Thread(target=run, name="fault-other-thread")
+    thread.start()
+    thread.join(_FAULT_BOUND)
+    error = raised.get(timeout=_FAULT_BOUND)
+    if error is not None:
+        raise error
+    return None
+
+
+def _fault_register_twice(sup: Supervisor) -> None:
+    sup.register("dup", _fault_polite)
+    sup.register("dup", _fault_polite)
+
+
+def _fault_start_twice(sup: Supervisor) -> None:
+    sup.start()
+    sup.start()
+
+
+def _fault_register_after_shutdown(sup: Supervisor) -> None:
+    sup.shutdown()
+    sup.register("late", _fault_polite)
+
+
+def _fault_remove_twice(sup: Supervisor) -> None:
+    sup.register("gone", _fault_polite)
+    assert sup.remove("gone")
+    sup.remove("gone")
+
+
+_FAULT_NAN = math.nan
+_FAULT_INF = math.inf
+
+_FAULT_BAD_CALLS = [
+    # ProcessOption: types (bool is not a count, nor a duration)
+    pytest.param(
+        _fault_option(recover="yes"), TypeError, r"recover\b.*'yes'", id="option-recover-str"
+    ),
+    pytest.param(_fault_option(is_fatal=1), TypeError, r"is_fatal.*1", id="option-is_fatal-int"),
+    pytest.param(
+        _fault_option(retry_count=True),
+        TypeError,
+        r"retry_count.*True",
+        id="option-retry_count-bool",
+    ),
+    pytest.param(
+        _fault_option(recover_count=False),
+        TypeError,
+        r"recover_count.*False",
+        id="option-recover_count-bool",
+    ),
+    pytest.param(
+        _fault_option(retry_count=2.0),
+        TypeError,
+        r"retry_count.*2\.0",
+        id="option-retry_count-float",
+    ),
+    pytest.param(
+        _fault_option(recover_count="3"),
+        TypeError,
+        r"recover_count.*'3'",
+        id="option-recover_count-str",
+    ),
+    pytest.param(
+        _fault_option(retry_interval=True),
+        TypeError,
+        r"retry_interval.*True",
+        id="option-retry_interval-bool",
+    ),
+    pytest.param(
+        _fault_option(recover_interval="1"),
+        TypeError,
+        r"recover_interval.*'1'",
+        id="option-recover_interval-str",
+    ),
+    pytest.param(
+        _fault_option(backoff_factor="2"),
+        TypeError,
+        r"backoff_factor.*'2'",
+        id="option-backoff_factor-str",
+    ),
+    pytest.param(_fault_option(jitter=None), TypeError, r"jitter.*None", id="option-jitter-none"),
+    pytest.param(
+        _fault_option(max_interval="5"),
+        TypeError,
+        r"max_interval.*'5'",
+        id="option-max_interval-str",
+    ),
+    pytest.param(
+        _fault_option(reset_after="10"),
+        TypeError,
+        r"reset_after.*'10'",
+        id="option-reset_after-str",
+    ),
+    # ProcessOption: values
+    pytest.param(
+        _fault_option(retry_count=0), ValueError, r"retry_count.*0", id="option-retry_count-zero"
+    ),
+    pytest.param(
+        _fault_option(recover_count=-1),
+        ValueError,
+        r"recover_count.*-1",
+        id="option-recover_count-negative",
+    ),
+    pytest.param(
+        _fault_option(retry_interval=-0.1),
+        ValueError,
+        r"retry_interval.*-0\.1",
+        id="option-retry_interval-negative",
+    ),
+    pytest.param(
+        _fault_option(recover_interval=_FAULT_NAN),
+        ValueError,
+        r"recover_interval.*nan",
+        id="option-recover_interval-nan",
+    ),
+    pytest.param(
+        _fault_option(retry_interval=_FAULT_INF),
+        ValueError,
+        r"retry_interval.*inf",
+        id="option-retry_interval-inf",
+    ),
+    pytest.param(
+        _fault_option(recover_interval=-_FAULT_INF),
+        ValueError,
+        r"recover_interval.*-inf",
+        id="option-recover_interval-minus-inf",
+    ),
+    pytest.param(
+        _fault_option(backoff_factor=0.5),
+        ValueError,
+        r"backoff_factor.*0\.5",
+        id="option-backoff_factor-half",
+    ),
+    pytest.param(
+        _fault_option(backoff_factor=_FAULT_NAN),
+        ValueError,
+        r"backoff_factor.*nan",
+        id="option-backoff_factor-nan",
+    ),
+    pytest.param(
+        _fault_option(backoff_factor=_FAULT_INF),
+        ValueError,
+        r"backoff_factor.*inf",
+        id="option-backoff_factor-inf",
+    ),
+    pytest.param(
+        _fault_option(jitter=-0.1), ValueError, r"jitter.*-0\.1", id="option-jitter-negative"
+    ),
+    pytest.param(
+        _fault_option(jitter=1.5), ValueError, r"jitter.*1\.5", id="option-jitter-above-one"
+    ),
+    pytest.param(
+        _fault_option(jitter=_FAULT_NAN), ValueError, r"jitter.*nan", id="option-jitter-nan"
+    ),
+    pytest.param(
+        _fault_option(retry_interval=1.0, recover_interval=0.0, max_interval=0.5),
+        ValueError,
+        r"max_interval.*0\.5",
+        id="option-max_interval-below-retry_interval",
+    ),
+    pytest.param(
+        _fault_option(retry_interval=0.0, recover_interval=1.0, max_interval=0.5),
+        ValueError,
+        r"max_interval.*0\.5",
+        id="option-max_interval-below-recover_interval",
+    ),
+    pytest.param(
+        _fault_option(max_interval=-1.0),
+        ValueError,
+        r"max_interval.*-1",
+        id="option-max_interval-negative",
+    ),
+    pytest.param(
+        _fault_option(max_interval=_FAULT_NAN),
+        ValueError,
+        r"max_interval.*nan",
+        id="option-max_interval-nan",
+    ),
+    pytest.param(
+        _fault_option(reset_after=-1.0),
+        ValueError,
+        r"reset_after.*-1",
+        id="option-reset_after-negative",
+    ),
+    pytest.param(
+        _fault_option(reset_after=_FAULT_NAN),
+        ValueError,
+        r"reset_after.*nan",
+        id="option-reset_after-nan",
+    ),
+    # Supervisor(...)
+    pytest.param(
+        _fault_new_supervisor(shutdown_timeout=-1),
+        ValueError,
+        r"shutdown_timeout.*-1",
+        id="supervisor-timeout-negative",
+    ),
+    pytest.param(
+        _fault_new_supervisor(shutdown_timeout=_FAULT_NAN),
+        ValueError,
+        r"shutdown_timeout.*nan",
+        id="supervisor-timeout-nan",
+    ),
+    pytest.param(
+        _fault_new_supervisor(shutdown_timeout=_FAULT_INF),
+        ValueError,
+        r"shutdown_timeout.*inf",
+        id="supervisor-timeout-inf",
+    ),
+    pytest.param(
+        _fault_new_supervisor(shutdown_timeout="x"),
+        TypeError,
+        r"shutdown_timeout.*'x'",
+        id="supervisor-timeout-str",
+    ),
+    pytest.param(
+        _fault_new_supervisor(shutdown_timeout=True),
+        TypeError,
+        r"shutdown_timeout.*True",
+        id="supervisor-timeout-bool",
+    ),
+    pytest.param(
+        _fault_new_supervisor(shutdown_order="random"),
+        ValueError,
+        r"shutdown_order.*'random'",
+        id="supervisor-order-random",
+    ),
+    pytest.param(
+        _fault_new_supervisor(on_event=3), TypeError, r"on_event.*3", id="supervisor-on_event-int"
+    ),
+    pytest.param(
+        _fault_new_supervisor(logger="x"), TypeError, r"logger.*'x'", id="supervisor-logger-str"
+    ),
+    # register(...)
+    pytest.param(
+        lambda sup: sup.register("", _fault_polite),
+        ValueError,
+        r"name.*''",
+        id="register-empty-name",
+    ),
+    pytest.param(
+        lambda sup: sup.register("   ", _fault_polite),
+        ValueError,
+        r"name.*'   '",
+        id="register-blank-name",
+    ),
+    pytest.param(
+        lambda sup: _fault_call(sup.register, 42, _fault_polite),
+        TypeError,
+        r"name.*42",
+        id="register-int-name",
+    ),
+    pytest.param(
+        lambda sup: _fault_call(sup.register, None, _fault_polite),
+        TypeError,
+        r"name.*None",
+        id="register-none-name",
+    ),
+    pytest.param(
+        _fault_register_twice,
+        ValueError,
+        r"'dup'.*already registered",
+        id="register-duplicate-name",
+    ),
+    pytest.param(
+        lambda sup: _fault_call(sup.register, "p", "not a function"),
+        TypeError,
+        r"'p'.*callable",
+        id="register-not-callable",
+    ),
+    pytest.param(
+        lambda sup: _fault_call(sup.register, "p", _fault_polite, {"retry_count": 1}),
+        TypeError,
+        r"'p'.*ProcessOption",
+        id="register-options-dict",
+    ),
+    pytest.param(
+        _fault_register_after_shutdown,
+        RuntimeError,
+        r"shutting down.*'late'",
+        id="register-after-shutdown",
+    ),
+    # remove(...), start(), wait_on_shutdown_signal(), as_process()
+    pytest.param(
+        lambda sup: sup.remove("ghost"), UnknownProcessError, r"'ghost'", id="remove-unknown"
+    ),
+    pytest.param(_fault_remove_twice, UnknownProcessError, r"'gone'", id="remove-twice"),
+    pytest.param(
+        lambda sup: sup.remove("ghost", timeout=-1.0),
+        ValueError,
+        r"timeout.*-1",
+        id="remove-negative-timeout",
+    ),
+    pytest.param(_fault_start_twice, RuntimeError, r"already started", id="start-twice"),
+    pytest.param(
+        lambda sup: sup.wait_on_shutdown_signal(handle_signals=False),
+        RuntimeError,
+        r"start\(\)",
+        id="wait-before-start",
+    ),
+    pytest.param(
+        lambda sup: _fault_in_other_thread(sup.wait_on_shutdown_signal),
+        RuntimeError,
+        r"main thread",
+        id="wait-off-the-main-thread",
+    ),
+    pytest.param(
+        lambda sup: sup.as_process()(threading.Event(), "child", queue.SimpleQueue()),
+        TypeError,
+        r"as_process",
+        id="as_process-outside-a-supervisor",
+    ),
+]
+
+
+def test_fault_bad_input_table_has_at_least_25_cases() -> None:
+    assert len(_FAULT_BAD_CALLS) >= 25
+    assert len({case.id for case in _FAULT_BAD_CALLS}) == len(_FAULT_BAD_CALLS)
+
+
+@pytest.mark.parametrize(("call", "error", "message"), _FAULT_BAD_CALLS)
+def test_fault_bad_input_raises_at_once_naming_the_problem(
+    call: Callable[[Supervisor], object], error: type[Exception], message: str
+) -> None:
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("badinput"))
+    before = sup.status()
+    with pytest.raises(error, match=message):
+        call(sup)
+    # A refused call changed nothing it should not have (set-up steps aside).
+    after = sup.status()
+    assert set(after) - {"dup", "gone"} == set(before)
+    if "dup" in after:
+        assert after["dup"].state is ProcessLifecycle.REGISTERED
+    sup.shutdown()
+    with contextlib.suppress(RuntimeError):
+        sup.wait_on_shutdown_signal(handle_signals=False)
+
+
+def test_fault_a_duplicate_name_keeps_the_first_registration() -> None:
+    prefix = _fault_prefix("dup")
+    name = f"{prefix}p"
+    first_ran = threading.Event()
+
+    def first(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        first_ran.set()
+        finish_signal.wait(_FAULT_BOUND)
+        return None
+
+    def second(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        raise AssertionError("the refused registration ran")
+
+    sup = Supervisor(shutdown_timeout=_FAULT_STEP, logger=_fault_logger("dup"))
+    sup.register(name, first)
+    with pytest.raises(ValueError, match="already registered"):
+        sup.register(name, second)
+    threads: list[threading.Thread] = []
+    try:
+        sup.start()
+        threads = _fault_threads([name])
+        assert first_ran.wait(_FAULT_STEP)
+        with pytest.raises(ValueError, match="already registered"):
+            sup.register(name, second)  # also while it runs
+        sup.shutdown()
+        report = sup.wait_on_shutdown_signal(handle_signals=False)
+    finally:
+        sup.shutdown()
+        alive = _fault_join(threads)
+    assert not alive
+    assert report.finished == (name,)
+    assert sup.status()[name].restarts == 0
+
+
+# ==========================================================================================
+# The examples and the README's commands, tested as a new user would run them.
+# ==========================================================================================
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+_EXAMPLE_TIMEOUT = 20.0  # seconds: an upper bound on any wait, never an expected duration
+_EXAMPLE_TEST_COMMAND = (
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
+    ".venv/bin/mypy --strict supervisor.py test_supervisor.py && "
+    ".venv/bin/ruff check . && .venv/bin/python -m pytest -q"
+)
+_EXAMPLE_RUN_COMMAND = "python3 examples/demo.py"
+
+
+def _example_repo_root() -> Path:
+    """The directory that holds supervisor.py and examples/, wherever this file lives."""
+    here = Path(__file__).resolve().parent
+    for directory in (here, *here.parents):
+        if (directory / "supervisor.py").is_file() and (directory / "examples").is_dir():
+            return directory
+    raise RuntimeError(f"no repository root above {here}")
+
+
+_EXAMPLE_ROOT = _example_repo_root()
+
+
+class _ExampleChild:
+    """A child Python process whose merged stdout and stderr are read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=_EXAMPLE_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._new_lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read, name="example-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._new_lines.put(line.rstrip("\n"))
+        self._new_lines.put(None)  # end of output
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str, timeout: float = _EXAMPLE_TIMEOUT) -> re.Match[str]:
+        """The first line (already read or still to come) that matches ``pattern``."""
+        regex = re.compile(pattern)
+        for seen in self.lines:
+            if match := regex.search(seen):
+                return match
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._new_lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                self._new_lines.put(None)  # keep the end marker for the next caller
+                break
+            self.lines.append(line)
+            if match := regex.search(line):
+                return match
+        raise AssertionError(f"no line matching {pattern!r}; output so far:\n{self.output}")
+
+    def finish(self, timeout: float = _EXAMPLE_TIMEOUT) -> int:
+        """Wait for the child to exit and for all of its output; return its exit code."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the child did not exit; output so far:\n{self.output}") from None
+        self._reader.join(timeout)
+        while True:
+            try:
+                line = self._new_lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return code
+
+    def close(self) -> None:
+        """Kill the child if it still runs, and release the reader thread."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(_EXAMPLE_TIMEOUT)
+        self._reader.join(_EXAMPLE_TIMEOUT)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        assert not self._reader.is_alive(), "the reader thread was left behind"
+
+
+@contextlib.contextmanager
+def _example_run(*args: str) -> Iterator[_ExampleChild]:
+    child = _ExampleChild(*args)
+    try:
+        yield child
+    finally:
+        child.close()
+
+
+def _example_get(url: str) -> str:
+    """GET without any proxy from the environment: the demo listens on 127.0.0.1."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=_EXAMPLE_TIMEOUT) as response:
+        assert response.status == 200
+        body: bytes = response.read()
+    return body.decode()
+
+
+def _example_in_order(output: str, *fragments: str) -> None:
+    """Each fragment occurs in ``output``, after the one before it."""
+    position = 0
+    for fragment in fragments:
+        found = output.find(fragment, position)
+        assert found >= 0, f"{fragment!r} missing (or out of order) in:\n{output}"
+        position = found + len(fragment)
+
+
+def _example_assert_graceful(child: _ExampleChild, reason: str) -> None:
+    """The demo's log and report say that every process stopped gracefully."""
+    output = child.output
+    assert "shutdown all processes gracefully" in output
+    for name in ("http", "stats", "flaky-worker"):
+        assert re.search(rf"\b{re.escape(name)}\s+process terminates gracefully", output), (
+            f"{name} did not terminate gracefully:\n{output}"
+        )
+    assert "number_of_unfinished_processes=0" in output
+    assert "  finished:   http, stats, flaky-worker" in output
+    assert f"shutdown report: {reason}" in output
+    assert "  unfinished: -" in output
+    assert "  exit code:  0" in output
+    assert "Traceback" not in output.split("shutdown all processes gracefully")[1]
+
+
+def _example_readme_commands() -> list[str]:
+    """Every line of README.md's shell blocks (```sh, ```bash, ```console, ```shell)."""
+    text = (_EXAMPLE_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```(?:sh|bash|console|shell)\n(.*?)^```", text, re.M | re.S)
+    return [line.removeprefix("$ ").strip() for block in blocks for line in block.splitlines()]
+
+
+def _example_readme_python_blocks(marker: str = "") -> list[str]:
+    """README.md's ```python blocks; with a marker, only those right after that line."""
+    text = (_EXAMPLE_ROOT / "README.md").read_text(encoding="utf-8")
+    prefix = re.escape(marker) + r"\n" if marker else ""
+    return re.findall(rf"^{prefix}```python\n(.*?)^```", text, re.M | re.S)
+
+
+# Appended to a README block when it runs: its test_* functions run too, as pytest would.
+_EXAMPLE_RUN_TEST_FUNCTIONS = """
+for _name, _function in list(globals().items()):
+    if _name.startswith("test_") and callable(_function):
+        _function()
+"""
+
+
+# ---------------------------------------------------------------------------
+# The demo
+
+
+def test_example_demo_serves_http_retries_recovers_and_stops_on_sigint() -> None:
+    with _example_run("examples/demo.py") as child:
+        _example_drive_demo_to_sigint(child)
+
+
+def _example_drive_demo_to_sigint(child: _ExampleChild) -> None:
+    url = child.wait_for_line(r"serving on (http://127\.0\.0\.1:\d+/)").group(1)
+
+    status = json.loads(_example_get(url))
+    assert set(status) == {"http", "stats", "flaky-worker"}
+    assert status["http"]["state"] == "running"
+    assert _example_get(url + "healthz") == "ok\n"
+    child.wait_for_line(r'"GET /healthz HTTP/1\.1" 200')
+
+    child.wait_for_line(r"stats\s+\d+ jobs done")  # every process is at work now
+    # The flaky worker's scripted failures: job 3 returns an error, job 6 raises.
+    child.wait_for_line(r"flaky-worker\s+restart the process")
+    child.wait_for_line(r"job 6 done \(it failed before\)")
+    child.proc.send_signal(signal.SIGINT)
+
+    assert child.finish() == 0
+    _example_in_order(
+        child.output,
+        "failed to execute process attempt=1 "
+        "error=TimeoutError('upstream did not answer for job 3')",
+        "wait to retry execute process after sleep interval interval=0.5",
+        "execute process attempt=2",
+        "job 3 done (it failed before)",
+        "recover from panic attempt=2 error=RuntimeError('job 6 hit a bug')",
+        "RuntimeError: job 6 hit a bug",  # the traceback
+        "restart the process",
+        "job 6 done (it failed before)",
+        "shutdown all processes gracefully reason=received signal SIGINT",
+        "HTTP server closed",
+    )
+    _example_assert_graceful(child, "received signal SIGINT")
+
+
+def test_example_demo_stops_gracefully_on_sigterm() -> None:
+    with _example_run("examples/demo.py") as child:
+        _example_drive_demo_to_sigterm(child)
+
+
+def _example_drive_demo_to_sigterm(child: _ExampleChild) -> None:
+    url = child.wait_for_line(r"serving on (http://127\.0\.0\.1:\d+/)").group(1)
+    assert _example_get(url + "healthz") == "ok\n"
+    # The periodic job counts the request (run() handles signals before the URL is logged).
+    child.wait_for_line(r"stats\s+\d+ jobs done, 1 HTTP requests served")
+    child.proc.send_signal(signal.SIGTERM)
+
+    assert child.finish() == 0
+    assert "reason=received signal SIGTERM" in child.output
+    assert "HTTP server closed" in child.output
+    _example_assert_graceful(child, "received signal SIGTERM")
+
+
+def test_example_demo_stops_by_itself_after_duration() -> None:
+    # Under a heavy load the shutdown may come before a process has run at all: it then
+    # ends without a run, and still logs that it terminates gracefully.
+    with _example_run("examples/demo.py", "--duration", "0.5") as child:
+        assert child.finish() == 0
+        _example_assert_graceful(child, "shutdown() was called")
+
+
+def test_example_demo_explains_its_options() -> None:
+    with _example_run("examples/demo.py", "--help") as child:
+        assert child.finish() == 0
+        assert "--port" in child.output
+        assert "--duration" in child.output
+
+
+# ---------------------------------------------------------------------------
+# One example per feature
+
+
+def test_example_backoff_doubles_each_wait_up_to_the_cap() -> None:
+    with _example_run("examples/backoff.py") as child:
+        assert child.finish() == 0
+        waits = re.findall(r"waits (\d+\.\d+) s before the next retry", child.output)
+        assert waits == ["0.05", "0.10", "0.20", "0.30"], child.output
+        _example_in_order(
+            child.output,
+            "attempt 1 failed: ConnectionRefusedError",
+            "attempt 4 failed",
+            "attempt 5: connecting",
+            "connected; asking for a shutdown",
+            "report: shutdown() was called; exit code 0",
+        )
+
+
+def test_example_nested_child_restarts_afresh_after_its_fatal_process_gave_up() -> None:
+    with _example_run("examples/nested.py") as child:
+        assert child.finish() == 0
+        _example_in_order(
+            child.output,
+            "fetcher run 1 (attempt 1): the feed is down",
+            "fetcher run 2 (attempt 2): the feed is down",
+            "log child.supervisor [fetcher]: can't recover important process",
+            "log parent.supervisor [workers]: failed to execute process",
+            "fetcher run 3 (attempt 1): fetched",  # fresh counters in the child's second run
+            "fetcher: finish signal received, returning",
+            "parent report: shutdown() was called; finished: api, workers",
+            "'workers' ran 2 times; last error: SupervisorFailed(",
+            "exit code 0",
+        )
+
+
+def test_example_events_prints_each_typed_event() -> None:
+    with _example_run("examples/events.py") as child:
+        assert child.finish() == 0
+        _example_in_order(
+            child.output,
+            "job: started, attempt 1",
+            "job: attempt 1 returned TimeoutError('the queue did not answer')",
+            "job: waiting 0.05 s to retry",
+            "job: started, attempt 2",
+            "job: attempt 2 raised KeyError('a malformed message')",
+            "job: waiting 0.05 s to recover",
+            "job: stopped, now finished because of DoNotRestart(",
+            "shutdown started (request): shutdown() was called",
+            "shutdown finished in",
+            "status() after the shutdown:",
+            "  job: finished, 2 restarts, DoNotRestart(",
+        )
+        assert "ticker: started, attempt 1" in child.output
+        assert "ticker: stopped, now finished" in child.output
+
+
+# ---------------------------------------------------------------------------
+# The README's commands (.ci/run runs the test command for real)
+
+
+def test_readme_gives_the_run_command_and_it_names_an_existing_example() -> None:
+    commands = _example_readme_commands()
+    assert _EXAMPLE_RUN_COMMAND in commands
+    named = {path for command in commands for path in re.findall(r"examples/\w+\.py", command)}
+    assert "examples/demo.py" in named
+    for path in named:
+        assert (_EXAMPLE_ROOT / path).is_file(), f"README names a missing {path}"
+
+
+def test_readme_gives_the_test_command_and_its_files_exist() -> None:
+    assert _EXAMPLE_TEST_COMMAND in _example_readme_commands()
+    for name in ("supervisor.py", "test_supervisor.py", "pyproject.toml"):
+        assert (_EXAMPLE_ROOT / name).is_file(), f"the test command needs {name}"
+
+
+def test_readme_test_command_tools_are_in_the_test_extra() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with (_EXAMPLE_ROOT / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    assert f"pip install {project['name']}" in _example_readme_commands()
+    extra = " ".join(project["optional-dependencies"]["test"])
+    for tool in ("pytest", "mypy", "ruff"):
+        assert tool in extra, f"{tool} is used by the README's test command"
+
+
+def test_ci_runs_the_readme_test_command_steps() -> None:
+    script = (_EXAMPLE_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert script.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in script
+    assert os.access(_EXAMPLE_ROOT / ".ci" / "run", os.X_OK), ".ci/run is not executable"
+    for step in (
+        "-m venv",
+        "pip install -e '.[test]'",
+        "mypy --strict supervisor.py test_supervisor.py",
+        "ruff check .",
+        "-m pytest -q",
+    ):
+        assert step in script, f".ci/run lacks the README step {step!r}"
+
+
+def test_readme_python_examples_compile() -> None:
+    blocks = _example_readme_python_blocks()
+    assert blocks, "README.md has no ```python blocks"
+    for number, block in enumerate(blocks, 1):
+        compile(block, f"README.md python block {number}", "exec")
+
+
+def test_readme_runnable_python_examples_run() -> None:
+    blocks = _example_readme_python_blocks("<!-- readme-test: run -->")
+    assert len(blocks) >= 5, "README.md lost its runnable examples"
+    for number, block in enumerate(blocks, 1):
+        with _example_run("-c", block + _EXAMPLE_RUN_TEST_FUNCTIONS) as child:
+            code = child.finish()
+            assert code == 0, f"runnable README block {number} exited {code}:\n{child.output}"
+
+
+def test_readme_quick_start_runs_and_stops_gracefully_on_sigint() -> None:
+    (block,) = _example_readme_python_blocks("<!-- readme-test: sigint -->")
+    with _example_run("-c", block) as child:
+        child.wait_for_line(r"tick from ticker")  # running, and waiting for signals
+        child.proc.send_signal(signal.SIGINT)
+        assert child.finish() == 0, child.output
+        assert "INFO:supervisor:shutdown all processes gracefully" in child.output
+        assert child.output.count("INFO:supervisor:process terminates gracefully") == 2
+        assert "Traceback" not in child.output
