@@ -633,11 +633,8 @@ class Supervisor:
                 )
         # 2. Wait for every process to return, until the deadline or a second signal.
         while not self._all_returned():
-            remaining = shutdown.deadline - time.monotonic()
-            if remaining <= 0:
-                break
             try:
-                wakeup = self._wakeups.get(timeout=remaining)
+                wakeup = self._wakeups.get(timeout=max(0.0, shutdown.deadline - time.monotonic()))
             except queue.Empty:
                 break
             if wakeup is not None:
@@ -736,9 +733,7 @@ class Supervisor:
             number_of_unfinished_processes=len(stuck),
         )
         with self._lock:
-            if self._report is None:
-                self._report = report
-            report = self._report
+            self._report = report  # only the one waiting thread gets here
         self._emit(ShutdownFinished(report))
         return report
 

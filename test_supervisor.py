@@ -2334,12 +2334,14 @@ class ClientAndServer:
     certainly ends during the shutdown but before its own finish signal.
     """
 
-    def __init__(self, supervisors: Supervisors, client: ProcessFunc) -> None:
+    def __init__(
+        self, supervisors: Supervisors, client: ProcessFunc, client_options: ProcessOption = FAST
+    ) -> None:
         self.server_gone = threading.Event()
         self.client_stopped = threading.Event()
         self.events = EventLog()
         self.harness = supervisors.new(shutdown_order="reverse", on_event=self._hook)
-        self.harness.sup.register("client", client, FAST)  # is_fatal=True
+        self.harness.sup.register("client", client, client_options)  # is_fatal=True
         self.harness.sup.register("server", self._server, FAST)
 
     def _hook(self, event: SupervisorEvent) -> None:
@@ -2386,6 +2388,26 @@ def test_reverse_order_does_not_retry_a_process_that_fails_before_its_turn(
     assert runs == [1]
     assert len(setup.events.of(ProcessStarted, "client")) == 1
     assert setup.harness.sup.status()["client"].state is ProcessLifecycle.FINISHED
+
+
+def test_reverse_order_a_fatal_process_giving_up_before_its_turn_is_graceful_not_fatal(
+    supervisors: Supervisors,
+) -> None:
+    def client(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        setup.server_gone.wait(PROCESS_BOUND)
+        return ConnectionError("server went away")  # its last attempt: it gives up
+
+    setup = ClientAndServer(supervisors, client, dataclasses.replace(FAST, retry_count=1))
+    report = setup.run_and_stop()
+    assert report.cause is ShutdownCause.REQUEST
+    assert report.exit_code == EXIT_OK
+    assert setup.events.of(ProcessGaveUp, "client") == []
+    (stopped,) = setup.events.of(ProcessStopped, "client")
+    assert stopped.state is ProcessLifecycle.FINISHED
+    assert isinstance(stopped.error, ConnectionError)
+    assert setup.harness.logs.with_message("can't recover important process. exit..") == []
 
 
 def test_reverse_order_clean_return_before_its_turn_is_graceful_not_fatal(
@@ -5098,3 +5120,166 @@ def test_readme_quick_start_runs_and_stops_gracefully_on_sigint() -> None:
         assert "INFO:supervisor:shutdown all processes gracefully" in child.output
         assert child.output.count("INFO:supervisor:process terminates gracefully") == 2
         assert "Traceback" not in child.output
+
+
+# ---------------------------------------------------------------------------
+# Edges: repr, signals that are not ours, a second signal in-process, reruns, overflow
+
+
+def test_repr_names_the_phase(h: Harness) -> None:
+    assert repr(h.sup) == "<Supervisor not started, 0 processes>"
+    h.sup.register("p", until_finished)
+    h.sup.start()
+    assert repr(h.sup) == "<Supervisor running, 1 processes>"
+    h.sup.shutdown()
+    assert repr(h.sup) == "<Supervisor shutting down, 1 processes>"
+    h.sup.wait_on_shutdown_signal()
+    assert repr(h.sup) == "<Supervisor stopped, 1 processes>"
+
+
+def test_other_signals_during_the_wait_keep_their_handlers_and_start_no_shutdown(
+    h: Harness,
+) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    usr1 = threading.Event()
+    previous_usr1 = signal.signal(signal.SIGUSR1, lambda signum, frame: usr1.set())
+
+    def signals_its_own_program(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if not wait_until(handler_replaced(before)):
+            return RuntimeError("the supervisor's signal handlers were never installed")
+        os.kill(os.getpid(), signal.SIGUSR1)
+        if not usr1.wait(PROCESS_BOUND):
+            return RuntimeError("SIGUSR1's own handler did not run")
+        os.kill(os.getpid(), signal.SIGTERM)
+        finish_signal.wait(PROCESS_BOUND)
+        return None
+
+    try:
+        h.sup.register("p", signals_its_own_program, FAST)
+        h.sup.start()
+        report = h.sup.wait_on_shutdown_signal()
+    finally:
+        signal.signal(signal.SIGUSR1, previous_usr1)
+    assert usr1.is_set()
+    assert report.signal_number == signal.SIGTERM  # SIGUSR1 started nothing
+    assert report.exit_code == EXIT_OK
+
+
+def test_second_signal_in_process_ends_the_wait_and_reports_the_stuck_process(
+    supervisors: Supervisors,
+) -> None:
+    h = supervisors.new(shutdown_timeout=LONG)
+    before = signal.getsignal(signal.SIGINT)
+    release = threading.Event()
+    first_seen = threading.Event()
+
+    def stuck(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if not wait_until(lambda: signal.getsignal(signal.SIGINT) is not before):
+            return RuntimeError("the supervisor's signal handlers were never installed")
+        os.kill(os.getpid(), signal.SIGINT)
+        finish_signal.wait(PROCESS_BOUND)  # the first SIGINT began the shutdown
+        first_seen.set()
+        os.kill(os.getpid(), signal.SIGINT)
+        release.wait(PROCESS_BOUND)  # ignores its finish signal until the test ends
+        return None
+
+    h.sup.register("stuck", stuck, FAST)
+    h.sup.start()
+    try:
+        began = time.monotonic()
+        report = h.sup.wait_on_shutdown_signal()
+        waited = time.monotonic() - began
+    finally:
+        release.set()
+    assert first_seen.is_set()
+    assert waited < BOUND  # not the 60 s shutdown timeout
+    assert report.unfinished == ("stuck",)
+    assert report.exit_code == EXIT_UNFINISHED
+    assert h.logs.with_message("second signal received; stop waiting for processes")
+
+
+def test_as_process_of_a_child_started_by_other_means_is_a_panic(
+    supervisors: Supervisors,
+) -> None:
+    child = supervisors.new()
+    child.sup.register("a", until_finished)
+    child.sup.start()
+    parent = supervisors.new()
+    parent.sup.register("child", child.sup.as_process(), dataclasses.replace(FAST, recover=False))
+    parent.sup.start()
+    (failed,) = parent.events.wait_for(ProcessFailed, "child")
+    assert failed.panic
+    assert isinstance(failed.error, RuntimeError)
+    assert "already running" in str(failed.error)
+
+
+def test_nested_rerun_leaves_a_hung_process_of_the_old_child_out_of_the_count(
+    supervisors: Supervisors,
+) -> None:
+    # The child's first life leaves "hung" running past the child's timeout. The parent
+    # reruns the child; when the old "hung" returns at last, the new life's count of
+    # running processes must not change, so its shutdown still waits for its processes.
+    release_old = threading.Event()
+    lives = Scripted("return error", then="wait for finish")
+    hung_runs: list[threading.Event] = []
+
+    def hung(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        hung_runs.append(finish_signal)
+        if len(hung_runs) == 1:
+            release_old.wait(PROCESS_BOUND)  # ignores the first life's finish signal
+        else:
+            finish_signal.wait(PROCESS_BOUND)
+        return None
+
+    child = supervisors.new(shutdown_timeout=0.05)
+    child.sup.register("hung", hung, dataclasses.replace(FAST, is_fatal=False))
+    child.sup.register("trigger", lives, dataclasses.replace(FAST, retry_count=1))
+    parent = supervisors.new()
+    parent.sup.register("child", child.sup.as_process(), dataclasses.replace(FAST, is_fatal=False))
+    try:
+        parent.sup.start()
+        (failed,) = parent.events.wait_for(ProcessFailed, "child")
+        assert isinstance(failed.error, SupervisorFailed)
+        assert failed.error.report.unfinished == ("hung",)
+        lives.wait_runs(2)  # the second life has begun
+        child.events.wait_for(ProcessStarted, "hung", count=2)
+    finally:
+        release_old.set()
+    report = parent.stop()
+    assert report.finished == ("child",)
+    child_report = child.sup.wait_on_shutdown_signal(handle_signals=False)
+    assert child_report.finished == ("hung", "trigger")
+    assert child_report.unfinished == ()
+
+
+def test_backoff_that_overflows_a_float_is_capped(h: Harness) -> None:
+    options = ProcessOption(
+        retry_count=5,
+        retry_interval=0.001,
+        recover_interval=0.001,
+        backoff_factor=1e300,
+        max_interval=0.002,
+        is_fatal=False,
+    )
+    h.sup.register("p", Scripted(then="return error"), options)
+    h.sup.start()
+    h.events.wait_for(ProcessGaveUp, "p")
+    # 0.001 * 1e300 ** 2 overflows: the cap still applies.
+    assert delays(h.events, "p") == [0.001, 0.002, 0.002, 0.002]
+
+
+def test_nested_child_whose_finish_signal_is_already_set_stops_at_once(h: Harness) -> None:
+    # The parent's shutdown may set the finish signal just before the child links to it.
+    h.sup.register("a", until_finished)
+    finish_signal = supervisor._FinishSignal()
+    finish_signal.set()
+    assert h.sup.as_process()(finish_signal, "child", queue.SimpleQueue()) is None
+    report = h.sup.wait_on_shutdown_signal()
+    assert report.cause is ShutdownCause.REQUEST
+    assert report.finished == ("a",)
