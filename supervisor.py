@@ -109,6 +109,7 @@ EXIT_UNFINISHED: Final = 2
 """Exit code: a signal or a request stopped the supervisor, but a process did not finish."""
 
 _SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+_SignalHandler: TypeAlias = "Callable[[int, types.FrameType | None], object] | int | None"
 
 # ---------------------------------------------------------------------------
 # Exceptions and enums
@@ -387,7 +388,7 @@ class ShutdownReport:
     process_name: str | None = None
     signal_number: int | None = None
     error: BaseException | None = None
-    stacks: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    stacks: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
 
 # ---------------------------------------------------------------------------
@@ -499,7 +500,7 @@ class Supervisor:
                 self._processes[name] = record
                 if self._started:
                     self._launch_locked(record)
-            record.start_thread()
+            self._start_threads([record])
 
     def start(self) -> None:
         """Start a thread for each registered process.
@@ -516,10 +517,24 @@ class Supervisor:
                 records = [] if stopping else list(self._processes.values())
                 for record in records:
                     self._launch_locked(record)
-            for record in records:
-                record.start_thread()
+            self._start_threads(records)
         if stopping:
             self._log(logging.WARNING, "supervisor is shutting down; no process started")
+
+    def _start_threads(self, records: list[_Process]) -> None:
+        """Start the launched threads; if the OS refuses one, that process and the ones
+        after it never run: they fail, so that nothing waits for them."""
+        for index, record in enumerate(records):
+            try:
+                record.start_thread()
+            except BaseException as exc:
+                for unstarted in records[index:]:
+                    if unstarted.running and unstarted.thread is not None:
+                        with self._lock:
+                            unstarted.last_error = exc
+                            unstarted.enter(ProcessLifecycle.FAILED)
+                        self._process_returned(unstarted)
+                raise
 
     def _launch_locked(self, record: _Process) -> None:
         if record.state is ProcessLifecycle.REMOVED:
@@ -580,6 +595,8 @@ class Supervisor:
         The SIGINT and SIGTERM handlers are installed before any process starts, so no
         signal can arrive between the two calls while the default handlers are in place.
         """
+        if handle_signals:
+            _require_main_thread("run()")
         with self._signal_handlers(handle_signals):
             self.start()
             return self.wait_on_shutdown_signal(handle_signals=False)
@@ -603,17 +620,24 @@ class Supervisor:
             target=self._relay_signals, args=(reader,), name="supervisor-signals", daemon=True
         )
         relay.start()
-        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        previous = {sig: signal.signal(sig, _leave_to_relay) for sig in _SHUTDOWN_SIGNALS}
+        previous_fd: int | None = None
+        previous: dict[int, _SignalHandler] = {}
         try:
+            # The wake-up fd first: a signal in between still reaches the old handler.
+            previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            for signum in _SHUTDOWN_SIGNALS:
+                previous[signum] = signal.signal(signum, _leave_to_relay)
             yield
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-            signal.set_wakeup_fd(previous_fd)
+            # Our handlers go last, so that no KeyboardInterrupt from a restored handler
+            # can cut this short and leave the wake-up fd on a closed socket.
+            if previous_fd is not None:
+                signal.set_wakeup_fd(previous_fd)
             writer.close()  # the relay reads the end of the stream and returns
             relay.join()
             reader.close()
+            for number, handler in previous.items():
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
     def _relay_signals(self, reader: socket.socket) -> None:
         while data := reader.recv(64):
@@ -623,9 +647,11 @@ class Supervisor:
 
     def _wait_for_shutdown(self) -> ShutdownReport:
         # 1. Wait for a reason to stop: a signal, shutdown(), or a fatal process.
+        signals = 0
         while (shutdown := self._current_shutdown()) is None:
             wakeup = self._wakeups.get()
             if wakeup is not None:
+                signals += 1
                 self._begin_shutdown(
                     ShutdownCause.SIGNAL,
                     f"received signal {signal.Signals(wakeup).name}",
@@ -638,6 +664,9 @@ class Supervisor:
             except queue.Empty:
                 break
             if wakeup is not None:
+                signals += 1
+                if signals == 1:
+                    continue  # the shutdown had another cause: this signal asks for it again
                 self._log(
                     logging.WARNING,
                     "second signal received; stop waiting for processes",
@@ -668,10 +697,27 @@ class Supervisor:
         with self._lock:
             if self._shutdown is not None:
                 return
-            self._shutdown = _Shutdown(
-                cause, reason, now, now + self._shutdown_timeout, process_name, signal_number, error
-            )
             records = list(self._processes.values())
+            stopper = (
+                None
+                if self._shutdown_order == "parallel"
+                else threading.Thread(
+                    target=_stop_in_reverse,
+                    args=(records, now + self._shutdown_timeout),
+                    name="supervisor-shutdown",
+                    daemon=True,
+                )
+            )
+            self._shutdown = _Shutdown(
+                cause,
+                reason,
+                now,
+                now + self._shutdown_timeout,
+                process_name,
+                signal_number,
+                error,
+                stopper,
+            )
             # No run starts from now on (see _stopping_locked), so a process that is not
             # running its function now can be told at once, even in reverse order: that
             # ends its retry or recover wait.
@@ -682,18 +728,17 @@ class Supervisor:
             "notify all processes (goroutines) to finish their jobs",
             shutdown_timeout=self._shutdown_timeout,
         )
-        if self._shutdown_order == "parallel":
+        if stopper is None:
             for record in records:
                 record.finish_signal.set()
         else:
             for record in idle:
                 record.finish_signal.set()
-            threading.Thread(
-                target=_stop_in_reverse,
-                args=(records, now + self._shutdown_timeout),
-                name="supervisor-shutdown",
-                daemon=True,
-            ).start()
+            try:
+                stopper.start()
+            except RuntimeError:  # no thread to spare: tell every process at once
+                for record in records:
+                    record.finish_signal.set()
         self._wakeups.put(None)
         self._emit(ShutdownStarted(reason, cause))
 
@@ -701,6 +746,8 @@ class Supervisor:
         with self._lock:
             finished = tuple(r.name for r in self._processes.values() if not r.running)
             stuck = [(r.name, r.thread) for r in self._processes.values() if r.running]
+        if not stuck and shutdown.stopper is not None and shutdown.stopper.ident is not None:
+            shutdown.stopper.join()  # every process has returned: it is on its way out
         frames = sys._current_frames() if stuck else {}
         stacks = {
             name: "".join(traceback.format_stack(frames[thread.ident]))
@@ -748,6 +795,8 @@ class Supervisor:
         it cannot wait and returns False. Raises :class:`UnknownProcessError` for a name
         that is not registered.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"process name must be a str, got {name!r}")
         if timeout is not None:
             _check_duration("timeout", timeout, owner="Supervisor.remove")
         with self._start_lock, self._lock:
@@ -837,6 +886,9 @@ class Supervisor:
                 if self._started or self._shutdown is not None:
                     raise RuntimeError(f"{self!r} is already running")
                 return
+            stuck = [name for name, r in self._processes.items() if r.running]
+            if stuck:  # a thread cannot be killed: never run a second copy beside it
+                raise RuntimeError(f"{self!r} cannot start afresh: {stuck} have not returned")
             self._processes = {
                 name: _Process(name, r.function, r.options)
                 for name, r in self._processes.items()
@@ -853,6 +905,11 @@ class Supervisor:
     def _supervise(self, record: _Process) -> None:
         try:
             self._run_with_policy(record)
+        except BaseException as exc:  # a failure of supervision itself: never a silent end
+            self._log(
+                logging.CRITICAL, "supervision failed", process_name=record.name, exc_info=exc
+            )
+            self._give_up(record, exc, "don't try any more to restart the process")
         finally:
             self._process_returned(record)
 
@@ -908,6 +965,7 @@ class Supervisor:
             if isinstance(error, (DoNotRestart, TerminateSupervisor)):
                 self._decided_to_end(record, error)
                 return
+            logging_on = logger.isEnabledFor(logging.ERROR)  # the run may have been long
             if logging_on:
                 if panic:
                     self._log(
@@ -951,9 +1009,14 @@ class Supervisor:
             waits += 1
             with lock:
                 record.last_error = error
-                if panic:
-                    record.recovered_num += 1
-                record.state, record.since = state, time.monotonic()
+                stopping = self._stopping_locked(record)
+                if not stopping:
+                    if panic:
+                        record.recovered_num += 1
+                    record.state, record.since = state, time.monotonic()
+            if stopping:  # "reverse" order: its turn has not come, but no wait starts now
+                self._stop(record, error)
+                return
             if hook is not None:
                 self._emit(ProcessWaiting(name, delay, "recover" if panic else "retry"))
             if logging_on and not panic:
@@ -1056,8 +1119,6 @@ class Supervisor:
             record.running = False
             if record.removing:
                 record.enter(ProcessLifecycle.REMOVED)
-            if self._processes.get(record.name) is not record:
-                return  # a record from before a rerun (as_process) or a removed one
             self._running -= 1
             wake = self._running == 0 and self._shutdown is not None
         if wake:
@@ -1143,7 +1204,7 @@ class _Process:
         self.since = time.monotonic()
 
     def start_thread(self) -> None:
-        if self.thread is not None and self.thread.ident is None:
+        if self.running and self.thread is not None and self.thread.ident is None:
             self.thread.start()
 
 
@@ -1156,6 +1217,7 @@ class _Shutdown:
     process_name: str | None
     signal_number: int | None
     error: BaseException | None
+    stopper: threading.Thread | None  # stops processes in reverse order
 
 
 class _TerminateChannel:
@@ -1247,4 +1309,9 @@ def _check_duration(field: str, value: object, owner: str = "ProcessOption") -> 
     seconds = _check_number(field, value, owner)
     if seconds < 0:
         raise ValueError(f"{owner}.{field} must not be negative, got {value!r}")
+    if seconds > threading.TIMEOUT_MAX:  # no wait can be longer (OverflowError)
+        raise ValueError(
+            f"{owner}.{field} must be at most threading.TIMEOUT_MAX "
+            f"({threading.TIMEOUT_MAX:g} s), got {value!r}"
+        )
     return seconds

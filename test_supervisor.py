@@ -5217,12 +5217,13 @@ def test_as_process_of_a_child_started_by_other_means_is_a_panic(
     assert "already running" in str(failed.error)
 
 
-def test_nested_rerun_leaves_a_hung_process_of_the_old_child_out_of_the_count(
+def test_nested_rerun_waits_until_a_hung_process_of_the_old_child_has_returned(
     supervisors: Supervisors,
 ) -> None:
-    # The child's first life leaves "hung" running past the child's timeout. The parent
-    # reruns the child; when the old "hung" returns at last, the new life's count of
-    # running processes must not change, so its shutdown still waits for its processes.
+    # The child's first life leaves "hung" running past the child's timeout. A thread
+    # cannot be killed, so the parent's next run of the child must not start a second
+    # "hung" beside it: that run fails (a panic), and a later one starts afresh once
+    # the old "hung" has returned.
     release_old = threading.Event()
     lives = Scripted("return error", then="wait for finish")
     hung_runs: list[threading.Event] = []
@@ -5241,21 +5242,25 @@ def test_nested_rerun_leaves_a_hung_process_of_the_old_child_out_of_the_count(
     child.sup.register("hung", hung, dataclasses.replace(FAST, is_fatal=False))
     child.sup.register("trigger", lives, dataclasses.replace(FAST, retry_count=1))
     parent = supervisors.new()
-    parent.sup.register("child", child.sup.as_process(), dataclasses.replace(FAST, is_fatal=False))
+    options = dataclasses.replace(FAST, is_fatal=False, recover_interval=0.01, recover_count=10**6)
+    parent.sup.register("child", child.sup.as_process(), options)
     try:
         parent.sup.start()
-        (failed,) = parent.events.wait_for(ProcessFailed, "child")
-        assert isinstance(failed.error, SupervisorFailed)
-        assert failed.error.report.unfinished == ("hung",)
-        lives.wait_runs(2)  # the second life has begun
-        child.events.wait_for(ProcessStarted, "hung", count=2)
+        first, refused = parent.events.wait_for(ProcessFailed, "child", count=2)[:2]
+        assert isinstance(first.error, SupervisorFailed)
+        assert first.error.report.unfinished == ("hung",)
+        assert refused.panic
+        assert "have not returned" in str(refused.error)
+        assert len(hung_runs) == 1
     finally:
         release_old.set()
+    lives.wait_runs(2)  # the child has started afresh
+    child.events.wait_for(ProcessStarted, "hung", count=2)
     report = parent.stop()
     assert report.finished == ("child",)
     child_report = child.sup.wait_on_shutdown_signal(handle_signals=False)
     assert child_report.finished == ("hung", "trigger")
-    assert child_report.unfinished == ()
+    assert len(hung_runs) == 2
 
 
 def test_backoff_that_overflows_a_float_is_capped(h: Harness) -> None:
