@@ -772,7 +772,10 @@ class Supervisor:
         )
         for name, stack in stacks.items():
             self._log(
-                logging.ERROR, "process did not finish in time", process_name=name, stack=stack
+                logging.ERROR,
+                f"process did not finish in time: {name!r}, stuck at\n{stack.rstrip()}",
+                process_name=name,
+                stack=stack,
             )
         self._log(
             logging.INFO,
