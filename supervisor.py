@@ -620,19 +620,17 @@ class Supervisor:
             target=self._relay_signals, args=(reader,), name="supervisor-signals", daemon=True
         )
         relay.start()
-        previous_fd: int | None = None
+        # The wake-up fd first: a signal before our handlers still reaches the old ones.
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         previous: dict[int, _SignalHandler] = {}
         try:
-            # The wake-up fd first: a signal in between still reaches the old handler.
-            previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
             for signum in _SHUTDOWN_SIGNALS:
                 previous[signum] = signal.signal(signum, _leave_to_relay)
             yield
         finally:
             # Our handlers go last, so that no KeyboardInterrupt from a restored handler
             # can cut this short and leave the wake-up fd on a closed socket.
-            if previous_fd is not None:
-                signal.set_wakeup_fd(previous_fd)
+            signal.set_wakeup_fd(previous_fd)
             writer.close()  # the relay reads the end of the stream and returns
             relay.join()
             reader.close()
@@ -665,8 +663,13 @@ class Supervisor:
                 break
             if wakeup is not None:
                 signals += 1
-                if signals == 1:
-                    continue  # the shutdown had another cause: this signal asks for it again
+                if signals == 1:  # the shutdown had another cause: this signal asks again
+                    self._log(
+                        logging.INFO,
+                        "signal received; the graceful shutdown goes on",
+                        signal=signal.Signals(wakeup).name,
+                    )
+                    continue
                 self._log(
                     logging.WARNING,
                     "second signal received; stop waiting for processes",

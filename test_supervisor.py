@@ -4254,7 +4254,7 @@ def test_fault_terminate_channel_used_many_times_or_never(puts: int) -> None:
         return None
 
     records = _FaultRecords()
-    sup = Supervisor(shutdown_timeout=0.1, logger=_fault_logger("channel", records))
+    sup = Supervisor(shutdown_timeout=1.0, logger=_fault_logger("channel", records))
     sup.register(announcer, announce)
     sup.register(liar, lie, ProcessOption(is_fatal=False))
     sup.register(polite, _fault_polite)
@@ -5299,3 +5299,104 @@ def test_nested_child_whose_finish_signal_is_already_set_stops_at_once(h: Harnes
     report = h.sup.wait_on_shutdown_signal()
     assert report.cause is ShutdownCause.REQUEST
     assert report.finished == ("a",)
+
+
+def test_one_signal_after_a_requested_shutdown_does_not_end_the_wait(h: Harness) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    went_on = "signal received; the graceful shutdown goes on"
+
+    def asks_then_signals(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if not wait_until(handler_replaced(before)):
+            return RuntimeError("the supervisor's signal handlers were never installed")
+        h.sup.shutdown()
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. systemd stopping a unit already stopping
+        if not wait_until(lambda: bool(h.logs.with_message(went_on))):
+            return RuntimeError("the signal was not seen during the shutdown")
+        return None  # still waited for: the one signal did not end the wait
+
+    h.sup.register("p", asks_then_signals, FAST)
+    h.sup.start()
+    report = h.sup.wait_on_shutdown_signal()
+    assert report.cause is ShutdownCause.REQUEST
+    assert (report.finished, report.unfinished) == (("p",), ())
+    assert report.exit_code == EXIT_OK
+    assert h.logs.with_message("second signal received; stop waiting for processes") == []
+    assert h.sup.status()["p"].last_error is None
+
+
+def test_a_thread_the_os_refuses_fails_its_process_instead_of_hanging_the_shutdown(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start = threading.Thread.start
+
+    def refuse_b(thread: threading.Thread) -> None:
+        if thread.name == "b":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    for name in ("a", "b", "c", "d"):
+        h.sup.register(name, until_finished, FAST)
+    assert h.sup.remove("d")  # removed before start: it gets no thread
+    monkeypatch.setattr(threading.Thread, "start", refuse_b)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        h.sup.start()
+    monkeypatch.undo()
+    status = h.sup.status()
+    assert status["a"].state is ProcessLifecycle.RUNNING
+    assert [status[n].state for n in ("b", "c")] == [ProcessLifecycle.FAILED] * 2
+    assert status["b"].last_error is not None
+    assert "can't start" in status["b"].last_error
+    report = h.stop()
+    assert (report.finished, report.unfinished) == (("a", "b", "c", "d"), ())
+
+
+def test_reverse_order_without_a_thread_to_spare_tells_every_process_at_once(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = supervisors.new(shutdown_order="reverse")
+    real_start = threading.Thread.start
+
+    def refuse_the_stopper(thread: threading.Thread) -> None:
+        if thread.name == "supervisor-shutdown":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    h.sup.register("a", until_finished, FAST)
+    h.sup.register("b", until_finished, FAST)
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, count=2)
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_stopper)
+    h.sup.shutdown()
+    monkeypatch.undo()
+    report = h.sup.wait_on_shutdown_signal()
+    assert (report.finished, report.unfinished) == (("a", "b"), ())
+
+
+def test_a_failure_of_supervision_itself_ends_the_process_loudly(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_backoff(*args: object) -> float:
+        raise ArithmeticError("a bug in the supervisor")
+
+    monkeypatch.setattr(supervisor, "_backoff_delay", broken_backoff)
+    h.sup.register("p", Scripted(then="return error"), dataclasses.replace(FAST, jitter=0.5))
+    h.sup.start()
+    report = h.sup.wait_on_shutdown_signal()
+    (logged,) = h.logs.with_message("supervision failed")
+    assert logged.levelno == logging.CRITICAL
+    assert report.cause is ShutdownCause.FATAL_PROCESS  # p is fatal: it gave up
+    assert isinstance(report.error, ArithmeticError)
+    assert h.sup.status()["p"].state is ProcessLifecycle.FAILED
+
+
+def test_remove_needs_a_str_name(h: Harness) -> None:
+    with pytest.raises(TypeError, match="must be a str, got 3"):
+        h.sup.remove(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["retry_interval", "recover_interval", "reset_after"])
+def test_a_duration_longer_than_any_wait_can_be_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=rf"ProcessOption\.{field} must be at most"):
+        ProcessOption(**{field: 1e10})  # type: ignore[arg-type]
