@@ -477,28 +477,28 @@ class RunCounter:
         return (runs_after - runs_before) / (ended - began)
 
 
-def raising_process(counter: RunCounter) -> ProcessFunc:
+def failing_process(counter: RunCounter, *, raises: bool) -> ProcessFunc:
+    """A process that counts its runs and fails each one: it raises or returns an error."""
+
     def process(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         counter.runs += 1
         if counter.runs == 1:
             counter.first.set()
-        raise ValueError("boom")
-
-    return process
-
-
-def erring_process(counter: RunCounter) -> ProcessFunc:
-    def process(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        counter.runs += 1
-        if counter.runs == 1:
-            counter.first.set()
+        if raises:
+            raise ValueError("boom")
         return ValueError("boom")
 
     return process
+
+
+def raising_process(counter: RunCounter) -> ProcessFunc:
+    return failing_process(counter, raises=True)
+
+
+def erring_process(counter: RunCounter) -> ProcessFunc:
+    return failing_process(counter, raises=False)
 
 
 def ignore_event(event: SupervisorEvent) -> None:
