@@ -5400,3 +5400,36 @@ def test_remove_needs_a_str_name(h: Harness) -> None:
 def test_a_duration_longer_than_any_wait_can_be_is_refused(field: str) -> None:
     with pytest.raises(ValueError, match=rf"ProcessOption\.{field} must be at most"):
         ProcessOption(**{field: 1e10})  # type: ignore[arg-type]
+
+
+def test_backoff_grows_from_any_base_interval(h: Harness) -> None:
+    options = ProcessOption(retry_count=3, retry_interval=1.0, backoff_factor=2.0, is_fatal=False)
+    h.sup.register("p", Scripted(then="return error"), options)
+    h.sup.start()
+    h.events.wait_for(ProcessWaiting, "p")
+    report = h.stop()  # ends the 1 s wait at once
+    assert delays(h.events, "p") == [1.0]
+    assert report.unfinished == ()
+
+
+def test_error_messages_name_the_method_and_field(h: Harness) -> None:
+    h.sup.register("p", until_finished)
+    with pytest.raises(ValueError, match=r"^Supervisor\.remove\.timeout must not be negative"):
+        h.sup.remove("p", timeout=-1.0)
+    with pytest.raises(TypeError, match=r"^ProcessOption\.is_fatal must be a bool, got 1$"):
+        ProcessOption(is_fatal=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^as_process\(\) must be run by a Supervisor"):
+        h.sup.as_process()(threading.Event(), "child", queue.SimpleQueue())
+    errors: list[BaseException] = []
+
+    def call_run() -> None:
+        try:
+            h.sup.run()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call_run)
+    thread.start()
+    thread.join(BOUND)
+    assert len(errors) == 1
+    assert str(errors[0]).startswith("run() must run on the main thread")
