@@ -5128,8 +5128,9 @@ def test_readme_quick_start_runs_and_stops_gracefully_on_sigint() -> None:
         child.wait_for_line(r"tick from ticker")  # running, and waiting for signals
         child.proc.send_signal(signal.SIGINT)
         assert child.finish() == 0, child.output
-        assert "INFO:supervisor:shutdown all processes gracefully" in child.output
-        assert child.output.count("INFO:supervisor:process terminates gracefully") == 2
+        assert "INFO MainThread shutdown all processes gracefully" in child.output
+        assert "INFO ticker process terminates gracefully" in child.output
+        assert "INFO fetcher process terminates gracefully" in child.output
         assert "Traceback" not in child.output
 
 
