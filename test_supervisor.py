@@ -1552,17 +1552,24 @@ def test_report_lists_processes_that_ended_before_the_shutdown_as_finished(h: Ha
 
 def test_exit_code_is_fatal_even_when_a_process_did_not_finish(supervisors: Supervisors) -> None:
     harness = supervisors.new(shutdown_timeout=0.05)
-    release = threading.Event()
+    release, hanging = threading.Event(), threading.Event()
 
     def hangs(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
+        hanging.set()
         release.wait(PROCESS_BOUND)
+        return None
+
+    def ends_once_the_other_hangs(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        hanging.wait(PROCESS_BOUND)  # else no run of "hung" starts after the shutdown
         return None
 
     try:
         harness.sup.register("hung", hangs, FAST)
-        harness.sup.register("fatal", Scripted("return none"), FAST)
+        harness.sup.register("fatal", ends_once_the_other_hangs, FAST)
         harness.sup.start()
         report = harness.sup.wait_on_shutdown_signal()
     finally:
@@ -5344,6 +5351,7 @@ def test_a_thread_the_os_refuses_fails_its_process_instead_of_hanging_the_shutdo
     with pytest.raises(RuntimeError, match="can't start new thread"):
         h.sup.start()
     monkeypatch.undo()
+    h.events.wait_for(ProcessStarted, "a")
     status = h.sup.status()
     assert status["a"].state is ProcessLifecycle.RUNNING
     assert [status[n].state for n in ("b", "c")] == [ProcessLifecycle.FAILED] * 2
