@@ -995,19 +995,22 @@ class Supervisor:
             if finish_signal.is_set():
                 self._stop(record, error)
                 return
+            # The counters change in the same locked step as the state, so that status()
+            # never shows a reset without its outcome. (Only this thread writes them.)
+            recovered = record.recovered_num
             if options.reset_after is not None and time.monotonic() - began >= options.reset_after:
-                attempt, waits = 1, 0
-                with lock:
-                    record.recovered_num = 0
+                attempt, waits, recovered = 1, 0, 0
             if panic:
-                if not options.recover or record.recovered_num >= options.recover_count:
-                    self._give_up(record, error, "don't try any more to restart the process")
+                if not options.recover or recovered >= options.recover_count:
+                    message = "don't try any more to restart the process"
+                    self._give_up(record, error, message, recovered)
                     return
                 attempt = 0  # a recovery starts a fresh retry budget, as in Go
+                recovered += 1
                 state, delay = waiting_to_recover, options.recover_interval
             else:
                 if attempt >= options.retry_count:
-                    self._give_up(record, error, "don't try any more to execute process")
+                    self._give_up(record, error, "don't try any more to execute process", recovered)
                     return
                 state, delay = waiting_to_retry, options.retry_interval
             if not fixed_intervals:
@@ -1017,8 +1020,7 @@ class Supervisor:
                 record.last_error = error
                 stopping = self._stopping_locked(record)
                 if not stopping:
-                    if panic:
-                        record.recovered_num += 1
+                    record.recovered_num = recovered
                     record.state, record.since = state, time.monotonic()
             if stopping:  # "reverse" order: its turn has not come, but no wait starts now
                 self._stop(record, error)
@@ -1072,7 +1074,11 @@ class Supervisor:
             self._fatal(record, f"fatal process {record.name!r} returned", None)
 
     def _end_unless_stopping(
-        self, record: _Process, state: ProcessLifecycle, error: BaseException | None
+        self,
+        record: _Process,
+        state: ProcessLifecycle,
+        error: BaseException | None,
+        recovered_num: int | None = None,
     ) -> bool:
         """Enter ``state`` and return True, unless a shutdown or removal is under way: an
         end then is graceful (see _stop), never a fatal event."""
@@ -1081,6 +1087,8 @@ class Supervisor:
                 return False
             if error is not None:
                 record.last_error = error
+            if recovered_num is not None:
+                record.recovered_num = recovered_num
             record.enter(state)
             return True
 
@@ -1100,8 +1108,14 @@ class Supervisor:
         if self._on_event is not None:
             self._emit(ProcessStopped(record.name, state, error))
 
-    def _give_up(self, record: _Process, error: BaseException, message: str) -> None:
-        if not self._end_unless_stopping(record, ProcessLifecycle.FAILED, error):
+    def _give_up(
+        self,
+        record: _Process,
+        error: BaseException,
+        message: str,
+        recovered_num: int | None = None,
+    ) -> None:
+        if not self._end_unless_stopping(record, ProcessLifecycle.FAILED, error, recovered_num):
             self._stop(record, error)
             return
         self._log(logging.INFO, message, process_name=record.name)
