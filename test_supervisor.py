@@ -2063,6 +2063,10 @@ def test_status_of_ended_processes(h: Harness) -> None:
         "removed": ProcessLifecycle.REMOVED,
     }
     assert h.sup.status()["failed"].last_error == repr(RuntimeError("failed error 1"))
+    now = time.monotonic()
+    for status in h.sup.status().values():  # when each entered its final state
+        assert isinstance(status.since, float)
+        assert status.since <= now
 
 
 def test_status_counts_every_restart(h: Harness) -> None:
