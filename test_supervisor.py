@@ -5446,3 +5446,23 @@ def test_error_messages_name_the_method_and_field(h: Harness) -> None:
     thread.join(BOUND)
     assert len(errors) == 1
     assert str(errors[0]).startswith("run() must run on the main thread")
+
+
+def test_a_process_deciding_to_end_is_logged_with_its_name_and_error(
+    supervisors: Supervisors,
+) -> None:
+    done, bye = DoNotRestart("nothing left to do"), TerminateSupervisor("all done")
+    quits = supervisors.new()
+    quits.sup.register("quits", lambda finish_signal, name, channel: done)
+    quits.sup.start()
+    quits.events.wait_for(ProcessStopped, "quits")
+    (asked,) = quits.logs.with_message("process asked not to be restarted")
+    assert (asked.levelno, extra(asked, "process_name")) == (logging.INFO, "quits")
+    ends = supervisors.new()
+    ends.sup.register("ends", lambda finish_signal, name, channel: bye)
+    ends.sup.start()
+    report = ends.sup.wait_on_shutdown_signal()
+    (asked,) = ends.logs.with_message("process asked to terminate the supervisor")
+    assert (asked.levelno, extra(asked, "process_name")) == (logging.WARNING, "ends")
+    assert extra(asked, "error") is bye
+    assert report.reason == "process 'ends' asked to terminate the supervisor: " + repr(bye)
