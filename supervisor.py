@@ -583,7 +583,7 @@ class Supervisor:
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
             self._waiting = True
         try:
-            with self._signal_handlers(handle_signals):
+            with self._signal_handlers("wait_on_shutdown_signal()" if handle_signals else None):
                 return self._wait_for_shutdown()
         finally:
             with self._lock:
@@ -595,25 +595,24 @@ class Supervisor:
         The SIGINT and SIGTERM handlers are installed before any process starts, so no
         signal can arrive between the two calls while the default handlers are in place.
         """
-        if handle_signals:
-            _require_main_thread("run()")
-        with self._signal_handlers(handle_signals):
+        with self._signal_handlers("run()" if handle_signals else None):
             self.start()
             return self.wait_on_shutdown_signal(handle_signals=False)
 
     @contextlib.contextmanager
-    def _signal_handlers(self, install: bool) -> Iterator[None]:
+    def _signal_handlers(self, caller: str | None) -> Iterator[None]:
         """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after.
 
         Python runs a signal handler on the main thread only when that thread next runs
         bytecode, which a thread blocked on a lock may never do when the signal went to
         another thread. But Python's C-level handler writes the signal number to the
         wake-up fd from whichever thread gets it, so a relay thread reads it from there.
+        ``caller`` names the method for the error off the main thread; None: no handlers.
         """
-        if not install:
+        if caller is None:
             yield
             return
-        _require_main_thread("handling signals")
+        _require_main_thread(caller)
         reader, writer = socket.socketpair()
         writer.setblocking(False)
         relay = threading.Thread(
@@ -992,9 +991,8 @@ class Supervisor:
                     )
             if hook is not None:
                 self._emit(ProcessFailed(name, attempt, error, panic))
-            if finish_signal.is_set():
-                self._stop(record, error)
-                return
+            # A shutdown or removal under way ends the process below (_give_up, or the
+            # check before the wait), before any counter changes.
             # The counters change in the same locked step as the state, so that status()
             # never shows a reset without its outcome. (Only this thread writes them.)
             recovered = record.recovered_num
