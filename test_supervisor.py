@@ -1519,6 +1519,318 @@ def test_threads_are_named_after_processes_and_daemons(h: Harness) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Rule 8, continued: the log contract. Each scenario pins every line it logs: its level,
+# its message and its structured fields (exceptions compared by their repr, and the
+# exception a record carries as "exc_info").
+
+_STANDARD_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+LogLine = tuple[str, str, dict[str, object]]
+
+
+def log_lines(handler: RecordingHandler) -> list[LogLine]:
+    """Every record as (level name, message, the fields it was given)."""
+    return [_log_line(record) for record in list(handler.records)]
+
+
+def _log_line(record: logging.LogRecord) -> LogLine:
+    fields: dict[str, object] = {
+        key: repr(value) if isinstance(value, BaseException) else value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_RECORD_FIELDS
+    }
+    if record.exc_info:
+        fields["exc_info"] = repr(record.exc_info[1])
+    return record.levelname, record.getMessage(), fields
+
+
+def shutdown_lines(reason: str, timeout: float = BOUND, unfinished: int = 0) -> list[LogLine]:
+    """The lines of a shutdown, from its start to its end, when no process logs between."""
+    return [
+        ("INFO", "shutdown all processes gracefully", {"reason": reason}),
+        (
+            "INFO",
+            "notify all processes (goroutines) to finish their jobs",
+            {"shutdown_timeout": timeout},
+        ),
+        ("INFO", "supervisor terminates its job.", {"number_of_unfinished_processes": unfinished}),
+    ]
+
+
+def test_log_contract_of_errors_retried_until_the_process_gives_up(h: Harness) -> None:
+    options = ProcessOption(retry_count=2, retry_interval=0.001, is_fatal=False)
+    h.sup.register("p", Scripted(then="return error"), options)
+    h.sup.start()
+    h.events.wait_for(ProcessGaveUp, "p")
+    h.stop()
+    assert log_lines(h.logs) == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        (
+            "ERROR",
+            "failed to execute process",
+            {"process_name": "p", "attempt": 1, "error": repr(RuntimeError("p error 1"))},
+        ),
+        (
+            "INFO",
+            "wait to retry execute process after sleep interval",
+            {"process_name": "p", "interval": 0.001},
+        ),
+        ("INFO", "execute process", {"process_name": "p", "attempt": 2}),
+        (
+            "ERROR",
+            "failed to execute process",
+            {"process_name": "p", "attempt": 2, "error": repr(RuntimeError("p error 2"))},
+        ),
+        ("INFO", "don't try any more to execute process", {"process_name": "p"}),
+        *shutdown_lines("shutdown() was called"),
+    ]
+
+
+def test_log_contract_of_panics_recovered_until_a_fatal_process_gives_up(h: Harness) -> None:
+    options = ProcessOption(retry_interval=0.001, recover_count=1, recover_interval=0.001)
+    h.sup.register("p", Scripted(then="raise"), options)
+    h.sup.start()
+    h.sup.wait_on_shutdown_signal()
+    first, second = repr(ValueError("p crash 1")), repr(ValueError("p crash 2"))
+    assert log_lines(h.logs) == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        (
+            "ERROR",
+            "recover from panic",
+            {"process_name": "p", "attempt": 1, "error": first, "exc_info": first},
+        ),
+        ("INFO", "restart the process", {"process_name": "p"}),
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        (
+            "ERROR",
+            "recover from panic",
+            {"process_name": "p", "attempt": 1, "error": second, "exc_info": second},
+        ),
+        ("INFO", "don't try any more to restart the process", {"process_name": "p"}),
+        ("ERROR", "can't recover important process. exit..", {"process_name": "p"}),
+        *shutdown_lines(f"fatal process 'p' gave up: {second}"),
+    ]
+
+
+@pytest.mark.parametrize("is_fatal", [False, True], ids=["not fatal", "fatal"])
+def test_log_contract_of_a_process_that_returns_none(h: Harness, is_fatal: bool) -> None:
+    h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=is_fatal))
+    h.sup.start()
+    h.events.wait_for(ProcessStopped, "p")
+    h.stop()
+    ended: list[LogLine] = [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process terminates with no error", {"process_name": "p"}),
+    ]
+    if is_fatal:
+        ended.append(("ERROR", "can't recover important process. exit..", {"process_name": "p"}))
+        assert log_lines(h.logs) == [*ended, *shutdown_lines("fatal process 'p' returned")]
+    else:
+        assert log_lines(h.logs) == [*ended, *shutdown_lines("shutdown() was called")]
+
+
+def test_log_contract_of_a_graceful_end(h: Harness) -> None:
+    h.sup.register("p", until_finished)
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, "p")
+    h.stop()
+    begin, notify, end = shutdown_lines("shutdown() was called")
+    assert log_lines(h.logs) == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        begin,
+        notify,
+        ("INFO", "process terminates gracefully", {"process_name": "p"}),
+        end,
+    ]
+
+
+def test_log_contract_of_processes_that_decide_to_end(supervisors: Supervisors) -> None:
+    done, bye = DoNotRestart("nothing left to do"), TerminateSupervisor("all done")
+    quits = supervisors.new()
+    quits.sup.register("quits", lambda finish_signal, name, channel: done)
+    quits.sup.start()
+    quits.events.wait_for(ProcessStopped, "quits")
+    assert log_lines(quits.logs) == [
+        ("INFO", "execute process", {"process_name": "quits", "attempt": 1}),
+        ("INFO", "process asked not to be restarted", {"process_name": "quits"}),
+    ]
+    ends = supervisors.new()
+    ends.sup.register("ends", lambda finish_signal, name, channel: bye)
+    ends.sup.start()
+    ends.sup.wait_on_shutdown_signal()
+    assert log_lines(ends.logs) == [
+        ("INFO", "execute process", {"process_name": "ends", "attempt": 1}),
+        (
+            "WARNING",
+            "process asked to terminate the supervisor",
+            {"process_name": "ends", "error": repr(bye)},
+        ),
+        *shutdown_lines(f"process 'ends' asked to terminate the supervisor: {bye!r}"),
+    ]
+
+
+def test_log_contract_of_a_start_after_the_shutdown(h: Harness) -> None:
+    h.sup.register("p", until_finished)
+    h.sup.shutdown()
+    h.sup.start()
+    too_late = ("WARNING", "supervisor is shutting down; no process started", {})
+    assert log_lines(h.logs)[-1] == too_late
+    assert h.sup.status()["p"].state is ProcessLifecycle.REGISTERED
+
+
+def test_log_contract_of_the_terminate_channel(h: Harness) -> None:
+    announced = threading.Event()
+
+    def announces(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        terminate_channel.put(process_name)
+        terminate_channel.put("ghost")
+        announced.set()
+        finish_signal.wait(PROCESS_BOUND)
+        return None
+
+    h.sup.register("p", announces)
+    h.sup.start()
+    assert announced.wait(BOUND)
+    assert log_lines(h.logs) == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process announced its termination", {"process_name": "p"}),
+        ("WARNING", "process doesn't exist", {"process_name": "ghost"}),
+    ]
+
+
+def test_log_contract_of_an_event_hook_that_raises(supervisors: Supervisors) -> None:
+    broken = RuntimeError("hook bug")
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessStarted):
+            raise broken
+
+    h = supervisors.new(on_event=hook)
+    h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=False))
+    h.sup.start()
+    h.stop()
+    assert log_lines(h.logs)[:3] == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        (
+            "ERROR",
+            "event hook failed",
+            {"event": repr(ProcessStarted("p", 1)), "exc_info": repr(broken)},
+        ),
+        ("INFO", "process terminates with no error", {"process_name": "p"}),
+    ]
+
+
+def test_log_contract_of_a_failure_of_supervision_itself(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bug = ArithmeticError("a bug in the supervisor")
+
+    def broken_backoff(*args: object) -> float:
+        raise bug
+
+    monkeypatch.setattr(supervisor, "_backoff_delay", broken_backoff)
+    h.sup.register("p", Scripted(then="return error"), dataclasses.replace(FAST, jitter=0.5))
+    h.sup.start()
+    report = h.sup.wait_on_shutdown_signal()
+    assert log_lines(h.logs) == [
+        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        (
+            "ERROR",
+            "failed to execute process",
+            {"process_name": "p", "attempt": 1, "error": repr(RuntimeError("p error 1"))},
+        ),
+        ("CRITICAL", "supervision failed", {"process_name": "p", "exc_info": repr(bug)}),
+        ("INFO", "don't try any more to restart the process", {"process_name": "p"}),
+        ("ERROR", "can't recover important process. exit..", {"process_name": "p"}),
+        *shutdown_lines(f"fatal process 'p' gave up: {bug!r}"),
+    ]
+    assert report.error is bug
+    assert h.sup.status()["p"].last_error == repr(bug)
+
+
+def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Supervisors) -> None:
+    h = supervisors.new(shutdown_timeout=0.05)
+    release = threading.Event()
+
+    def stuck_in_here(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        release.wait(PROCESS_BOUND)
+        return None
+
+    h.sup.register("hung", stuck_in_here)
+    try:
+        h.sup.start()
+        h.events.wait_for(ProcessStarted, "hung")
+        report = h.stop()
+    finally:
+        release.set()
+    stack = report.stacks["hung"]
+    assert stack.startswith("  File ")
+    assert stack.endswith("\n")
+    begin, notify, _ = shutdown_lines("shutdown() was called", timeout=0.05)
+    assert log_lines(h.logs)[:5] == [
+        ("INFO", "execute process", {"process_name": "hung", "attempt": 1}),
+        begin,
+        notify,
+        (
+            "ERROR",
+            f"process did not finish in time: 'hung', stuck at\n{stack.rstrip()}",
+            {"process_name": "hung", "stack": stack},
+        ),
+        ("INFO", "supervisor terminates its job.", {"number_of_unfinished_processes": 1}),
+    ]
+
+
+def test_log_contract_when_logging_and_stderr_both_fail(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise RuntimeError("the log server is down")
+
+    class BrokenStderr:
+        def write(self, text: str) -> int:
+            raise OSError("stderr is closed")
+
+        def flush(self) -> None:
+            raise OSError("stderr is closed")
+
+    h.logger.addHandler(Broken())
+    monkeypatch.setattr(sys, "stderr", BrokenStderr())
+    process = Scripted("return error", "raise", "return none")
+    h.sup.register("p", process, dataclasses.replace(FAST, is_fatal=False))
+    h.sup.start()
+    (stopped,) = h.events.wait_for(ProcessStopped, "p")
+    monkeypatch.undo()
+    assert process.runs == 3  # retried and recovered although no line could be logged
+    assert stopped.state is ProcessLifecycle.FINISHED
+    assert h.sup.status()["p"].state is ProcessLifecycle.FINISHED
+
+
+def test_log_contract_falls_back_to_stderr_naming_the_line(
+    h: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Broken(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise RuntimeError("the log server is down")
+
+    h.logger.addHandler(Broken())
+    h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=False))
+    h.sup.start()
+    h.events.wait_for(ProcessStopped, "p")
+    err = capsys.readouterr().err
+    assert "supervisor: could not log 'execute process'\nTraceback (most recent call last):" in err
+    assert "RuntimeError: the log server is down" in err
+
+
+# ---------------------------------------------------------------------------
 # The shutdown report
 
 
