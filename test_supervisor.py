@@ -1677,7 +1677,7 @@ def test_log_contract_of_a_start_after_the_shutdown(h: Harness) -> None:
     h.sup.register("p", until_finished)
     h.sup.shutdown()
     h.sup.start()
-    too_late = ("WARNING", "supervisor is shutting down; no process started", {})
+    too_late: LogLine = ("WARNING", "supervisor is shutting down; no process started", {})
     assert log_lines(h.logs)[-1] == too_late
     assert h.sup.status()["p"].state is ProcessLifecycle.REGISTERED
 
@@ -2065,6 +2065,25 @@ def test_stable_run_resets_the_backoff(h: Harness) -> None:
     assert delays(h.events, "p") == pytest.approx([0.001, 0.002, 0.001, 0.002])
 
 
+def test_a_process_giving_up_after_a_stable_run_shows_the_reset_counters(h: Harness) -> None:
+    def crash_then_stable_error(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if not h.events.of(ProcessFailed, process_name):
+            raise ValueError("crash")  # recovered: recovered_num 1
+        finish_signal.wait(STABLE * 1.2)
+        return RuntimeError("error after a stable run")  # a fresh budget of 1: gives up
+
+    options = dataclasses.replace(
+        FAST, reset_after=STABLE, retry_count=1, recover_count=1, is_fatal=False
+    )
+    h.sup.register("p", crash_then_stable_error, options)
+    h.sup.start()
+    h.events.wait_for(ProcessGaveUp, "p")
+    status = h.sup.status()["p"]
+    assert (status.state, status.attempt, status.recovered_num) == (ProcessLifecycle.FAILED, 1, 0)
+
+
 def test_without_reset_after_a_long_run_counts_as_usual(h: Harness) -> None:
     options = dataclasses.replace(FAST, retry_count=2, is_fatal=False)
     h.sup.register("p", stable_then("return error", stable_runs=[1]), options)
@@ -2260,10 +2279,13 @@ def test_remove_called_by_the_process_itself_cannot_wait(h: Harness) -> None:
 
 
 def test_remove_of_an_unknown_name_raises(h: Harness) -> None:
-    with pytest.raises(UnknownProcessError, match="'ghost'"):
+    with pytest.raises(UnknownProcessError, match="'ghost'") as raised:
         h.sup.remove("ghost")
     assert issubclass(UnknownProcessError, KeyError)
     assert issubclass(UnknownProcessError, ValueError)
+    # Its text as given, not KeyError's repr of it; no text at all gives "".
+    assert str(raised.value) == "no process named 'ghost' is registered"
+    assert str(UnknownProcessError()) == ""
 
 
 def test_remove_twice_raises(h: Harness) -> None:
@@ -2655,6 +2677,34 @@ def test_reverse_order_moves_on_when_a_hung_process_runs_out_the_timeout(
     assert report.duration < GENEROUS
 
 
+def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
+    supervisors: Supervisors,
+) -> None:
+    # Past the deadline, each later process that is still running is passed over at
+    # once: the first process hears of the shutdown without waiting on any of them.
+    harness = supervisors.new(shutdown_timeout=0.05, shutdown_order="reverse")
+    release = threading.Event()
+
+    def hangs(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        release.wait(PROCESS_BOUND)
+        return None
+
+    hung = [f"hung-{index}" for index in range(12)]
+    try:
+        harness.sup.register("first", until_finished)
+        for name in hung:
+            harness.sup.register(name, hangs)
+        harness.sup.start()
+        harness.events.wait_for(ProcessStarted, count=13)
+        report = harness.stop()
+        harness.events.wait_for(ProcessStopped, "first")  # not 12 waits later
+    finally:
+        release.set()
+    assert set(hung) <= set(report.unfinished)
+
+
 class ClientAndServer:
     """A "client" that depends on a "server" registered after it, under reverse order.
 
@@ -2872,6 +2922,7 @@ def test_nested_child_that_gives_up_as_a_fatal_process_stops_the_parent(
     assert report.process_name == "child"
     assert isinstance(report.error, SupervisorFailed)
     assert report.error.report.process_name == "worker"
+    assert str(report.error) == f"child supervisor shut down: {report.error.report.reason}"
     assert report.exit_code == EXIT_FATAL
 
 
@@ -4670,6 +4721,9 @@ def test_fault_error_whose_repr_fails_still_ends_a_fatal_process(
         EXIT_FATAL,
     )
     assert report.error is errors[0]
+    unprintable = f"<{type(errors[0]).__name__} object (repr() failed)>"
+    assert report.reason.endswith(f": {unprintable}")
+    assert sup.status()[name].last_error == unprintable
     assert fault_excepthook.calls == []
     _fault_assert_nothing_lost(report, [name, other])
     expected_state = ProcessLifecycle.FINISHED if how == "terminate" else ProcessLifecycle.FAILED
@@ -4791,7 +4845,7 @@ _FAULT_BAD_CALLS = [
     pytest.param(
         _fault_option(max_interval="5"),
         TypeError,
-        r"max_interval.*'5'",
+        r"^ProcessOption\.max_interval must be .*'5'",
         id="option-max_interval-str",
     ),
     pytest.param(
@@ -5757,7 +5811,10 @@ def test_error_messages_name_the_method_and_field(h: Harness) -> None:
     thread.start()
     thread.join(BOUND)
     assert len(errors) == 1
-    assert str(errors[0]).startswith("run() must run on the main thread")
+    assert str(errors[0]) == (
+        "run() must run on the main thread, which alone can install signal handlers;"
+        " pass handle_signals=False to call it from another thread"
+    )
 
 
 def test_a_process_deciding_to_end_is_logged_with_its_name_and_error(
