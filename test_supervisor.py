@@ -2737,16 +2737,29 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
     assert set(hung) <= set(report.unfinished)
 
 
-def test_reverse_order_stopper_thread_has_ended_when_the_report_is_returned(
+def test_reverse_order_runs_on_a_daemon_thread_that_has_ended_with_the_report(
     supervisors: Supervisors,
 ) -> None:
     harness = supervisors.new(shutdown_order="reverse")
-    for name in ("a", "b", "c"):
+    stoppers: list[tuple[str, bool]] = []
+
+    def notes_who_stops_it(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        stoppers.extend(
+            (t.name, t.daemon) for t in threading.enumerate() if t.name.startswith("supervisor")
+        )
+        return None
+
+    for name in ("a", "b"):
         harness.sup.register(name, until_finished)
+    harness.sup.register("c", notes_who_stops_it)
     harness.sup.start()
     harness.events.wait_for(ProcessStarted, count=3)
-    report = harness.stop()
+    report = harness.stop()  # from the main thread, which is no daemon
     assert report.finished == ("a", "b", "c")
+    assert ("supervisor-shutdown", True) in stoppers
     assert [t for t in threading.enumerate() if t.name == "supervisor-shutdown"] == []
 
 
