@@ -2320,6 +2320,31 @@ def test_remove_of_an_unknown_name_raises(h: Harness) -> None:
     assert str(UnknownProcessError()) == ""
 
 
+def test_a_process_that_sets_its_own_finish_signal_ends_gracefully(h: Harness) -> None:
+    # A set finish signal means "finish": whoever set it, the process is not run again,
+    # and its end is graceful, not a fatal process's failure.
+    process_runs: list[int] = []
+
+    def stops_itself(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        process_runs.append(1)
+        finish_signal.set()
+        return RuntimeError("done, with an error")
+
+    h.sup.register("p", stops_itself, FAST)  # is_fatal=True
+    h.sup.register("other", until_finished)
+    h.sup.start()
+    (stopped,) = h.events.wait_for(ProcessStopped, "p")
+    assert (stopped.state, repr(stopped.error)) == (
+        ProcessLifecycle.FINISHED,
+        repr(RuntimeError("done, with an error")),
+    )
+    assert len(process_runs) == 1
+    assert h.events.of(ShutdownStarted) == []
+    assert h.stop().finished == ("p", "other")
+
+
 def test_remove_twice_raises(h: Harness) -> None:
     h.sup.register("p", until_finished)
     h.sup.start()
