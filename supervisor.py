@@ -529,7 +529,7 @@ class Supervisor:
                 record.start_thread()
             except BaseException as exc:
                 for unstarted in records[index:]:
-                    if unstarted.running and unstarted.thread is not None:
+                    if unstarted.running:  # launched, so not a removed process
                         with self._lock:
                             unstarted.last_error = exc
                             unstarted.enter(ProcessLifecycle.FAILED)

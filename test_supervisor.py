@@ -5871,6 +5871,18 @@ def test_a_duration_longer_than_any_wait_can_be_is_refused(field: str) -> None:
         ProcessOption(**{field: 1e10})  # type: ignore[arg-type]
 
 
+def test_the_longest_wait_there_is_is_accepted_as_a_duration() -> None:
+    longest = threading.TIMEOUT_MAX
+    options = ProcessOption(retry_interval=longest, recover_interval=longest, reset_after=longest)
+    assert (options.retry_interval, options.recover_interval, options.reset_after) == (
+        longest,
+        longest,
+        longest,
+    )
+    assert ProcessOption(max_interval=longest).max_interval == longest
+    Supervisor(shutdown_timeout=longest)
+
+
 def test_backoff_grows_from_any_base_interval(h: Harness) -> None:
     options = ProcessOption(retry_count=3, retry_interval=1.0, backoff_factor=2.0, is_fatal=False)
     h.sup.register("p", Scripted(then="return error"), options)
