@@ -22,6 +22,7 @@ whole module with a tiny thread switch interval, which shakes out races.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import enum
@@ -5533,6 +5534,44 @@ def test_readme_gives_the_run_command_and_it_names_an_existing_example() -> None
     assert "examples/demo.py" in named
     for path in named:
         assert (_EXAMPLE_ROOT / path).is_file(), f"README names a missing {path}"
+
+
+def test_readme_log_table_lists_every_line_the_module_logs_at_its_level() -> None:
+    rows = re.findall(
+        r"^\| (DEBUG|INFO|WARNING|ERROR|CRITICAL) \| ([^|]+?) \|",
+        HERE.joinpath("README.md").read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
+    documented = {message.split("'NAME'")[0]: level for level, message in rows}
+    assert documented == _module_log_lines()
+
+
+def _module_log_lines() -> dict[str, str]:
+    """Each message supervisor.py logs (up to its first {field}), with its level's name."""
+    lines: dict[str, str] = {}
+    tree = ast.parse(HERE.joinpath("supervisor.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        if node.func.attr == "_log":
+            level, message = node.args[0], node.args[1]
+            assert isinstance(level, ast.Attribute)
+            if isinstance(message, ast.JoinedStr):
+                message = message.values[0]
+            if isinstance(message, ast.Constant):
+                lines[message.value] = level.attr
+        elif node.func.attr == "_give_up" and len(node.args) > 2:  # _give_up logs at INFO
+            message = node.args[2]
+            if isinstance(message, ast.Constant):
+                lines[message.value] = "INFO"
+    for node in ast.walk(tree):  # the message a panic's give-up passes by name
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and [getattr(target, "id", None) for target in node.targets] == ["message"]
+        ):
+            lines[node.value.value] = "INFO"
+    return lines
 
 
 def test_readme_gives_the_test_command_and_its_files_exist() -> None:
