@@ -1623,8 +1623,11 @@ def test_log_contract_of_panics_recovered_until_a_fatal_process_gives_up(h: Harn
 def test_log_contract_of_a_process_that_returns_none(h: Harness, is_fatal: bool) -> None:
     h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=is_fatal))
     h.sup.start()
-    h.events.wait_for(ProcessStopped, "p")
-    h.stop()
+    if is_fatal:
+        h.sup.wait_on_shutdown_signal()  # a shutdown() here could come first
+    else:
+        h.events.wait_for(ProcessStopped, "p")
+        h.stop()
     ended: list[LogLine] = [
         ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
         ("INFO", "process terminates with no error", {"process_name": "p"}),
@@ -1709,14 +1712,18 @@ def test_log_contract_of_the_terminate_channel(h: Harness) -> None:
 
 def test_log_contract_of_an_event_hook_that_raises(supervisors: Supervisors) -> None:
     broken = RuntimeError("hook bug")
+    stopped = threading.Event()
 
     def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessStopped):
+            stopped.set()
         if isinstance(event, ProcessStarted):
             raise broken
 
     h = supervisors.new(on_event=hook)
     h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=False))
     h.sup.start()
+    assert stopped.wait(BOUND)
     h.stop()
     assert log_lines(h.logs)[:3] == [
         ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
@@ -5559,18 +5566,18 @@ def _module_log_lines() -> dict[str, str]:
             if isinstance(message, ast.JoinedStr):
                 message = message.values[0]
             if isinstance(message, ast.Constant):
-                lines[message.value] = level.attr
+                lines[str(message.value)] = level.attr
         elif node.func.attr == "_give_up" and len(node.args) > 2:  # _give_up logs at INFO
             message = node.args[2]
             if isinstance(message, ast.Constant):
-                lines[message.value] = "INFO"
+                lines[str(message.value)] = "INFO"
     for node in ast.walk(tree):  # the message a panic's give-up passes by name
         if (
             isinstance(node, ast.Assign)
             and isinstance(node.value, ast.Constant)
             and [getattr(target, "id", None) for target in node.targets] == ["message"]
         ):
-            lines[node.value.value] = "INFO"
+            lines[str(node.value.value)] = "INFO"
     return lines
 
 
