@@ -2796,6 +2796,33 @@ def test_reverse_order_runs_on_a_daemon_thread_that_has_ended_with_the_report(
     assert [t for t in threading.enumerate() if t.name == "supervisor-shutdown"] == []
 
 
+def test_reverse_order_report_waits_for_the_stopper_thread_to_end(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stopper may still be on its way out when the last process has returned: the
+    # report is not given until it has ended, so that no supervisor thread outlives it.
+    reported = threading.Event()
+    report_before_the_stopper_ended: list[bool] = []
+    real_stop_in_reverse = supervisor._stop_in_reverse
+
+    def slow_to_end(records: list[supervisor._Process], deadline: float) -> None:
+        real_stop_in_reverse(records, deadline)
+        report_before_the_stopper_ended.append(reported.wait(0.1))
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ShutdownFinished):
+            reported.set()
+
+    monkeypatch.setattr(supervisor, "_stop_in_reverse", slow_to_end)
+    h = supervisors.new(shutdown_order="reverse", on_event=hook)
+    h.sup.register("a", until_finished)
+    h.sup.register("b", until_finished)
+    h.sup.start()
+    report = h.stop()
+    assert report.finished == ("a", "b")
+    assert report_before_the_stopper_ended == [False]
+
+
 class ClientAndServer:
     """A "client" that depends on a "server" registered after it, under reverse order.
 
