@@ -307,6 +307,28 @@ def until_finished(
     return None
 
 
+class Hung:
+    """A process that ignores its finish signal until the test calls ``release()``, in
+    a ``finally:`` block, so that no thread outlives the test."""
+
+    def __init__(self) -> None:
+        self._released = threading.Event()
+
+    def __call__(
+        self, finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        stuck_in_here(self._released)
+        return None
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def stuck_in_here(released: threading.Event) -> None:
+    """Where a hung process waits: tests look for this name in its stack."""
+    released.wait(PROCESS_BOUND)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
     """Poll for a condition that no event announces (only: signal handler installation)."""
     deadline = time.monotonic() + timeout
@@ -694,22 +716,15 @@ def test_shutdown_waits_at_most_shutdown_timeout_for_a_hung_process(
     supervisors: Supervisors,
 ) -> None:
     harness = supervisors.new(shutdown_timeout=0.1)
-    release = threading.Event()
-
-    def hangs(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
+    hung = Hung()
     try:
-        harness.sup.register("hung", hangs)
+        harness.sup.register("hung", hung)
         harness.sup.register("good", until_finished)
         harness.sup.start()
         harness.events.wait_for(ProcessStarted, count=2)
         report = harness.stop()
     finally:
-        release.set()
+        hung.release()
     assert report.unfinished == ("hung",)
     assert report.finished == ("good",)
     assert report.duration < GENEROUS
@@ -718,21 +733,14 @@ def test_shutdown_waits_at_most_shutdown_timeout_for_a_hung_process(
 
 def test_report_and_log_name_where_a_hung_process_is_stuck(supervisors: Supervisors) -> None:
     harness = supervisors.new(shutdown_timeout=0.05)
-    release = threading.Event()
-
-    def stuck_in_here(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
+    hung = Hung()
     try:
-        harness.sup.register("hung", stuck_in_here)
+        harness.sup.register("hung", hung)
         harness.sup.start()
         harness.events.wait_for(ProcessStarted, "hung")
         report = harness.stop()
     finally:
-        release.set()
+        hung.release()
     assert set(report.stacks) == {"hung"}
     assert "stuck_in_here" in report.stacks["hung"]
     (logged,) = [
@@ -1766,21 +1774,14 @@ def test_log_contract_of_a_failure_of_supervision_itself(
 
 def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Supervisors) -> None:
     h = supervisors.new(shutdown_timeout=0.05)
-    release = threading.Event()
-
-    def stuck_in_here(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
-    h.sup.register("hung", stuck_in_here)
+    hung = Hung()
+    h.sup.register("hung", hung)
     try:
         h.sup.start()
         h.events.wait_for(ProcessStarted, "hung")
         report = h.stop()
     finally:
-        release.set()
+        hung.release()
     stack = report.stacks["hung"]
     assert stack.startswith("  File ")
     assert stack.endswith("\n")
@@ -1807,15 +1808,8 @@ def test_a_stuck_process_that_returns_as_the_report_is_written_has_no_stack(
     # Its thread may end between the check of who is still running and the snapshot of
     # the stacks: the report then names it, without a stack, and does not fail.
     h = supervisors.new(shutdown_timeout=0.01)
-    release = threading.Event()
-
-    def stuck(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
-    h.sup.register("hung", stuck)
+    hung = Hung()
+    h.sup.register("hung", hung)
     try:
         h.sup.start()
         h.events.wait_for(ProcessStarted, "hung")
@@ -1823,7 +1817,7 @@ def test_a_stuck_process_that_returns_as_the_report_is_written_has_no_stack(
         report = h.stop()
     finally:
         monkeypatch.undo()
-        release.set()
+        hung.release()
     assert report.unfinished == ("hung",)
     assert dict(report.stacks) == {}
 
