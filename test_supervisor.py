@@ -309,24 +309,33 @@ def until_finished(
 
 class Hung:
     """A process that ignores its finish signal until the test calls ``release()``, in
-    a ``finally:`` block, so that no thread outlives the test."""
+    a ``finally:`` block, so that no thread outlives the test. One instance may serve
+    several processes; ``wait_entered(n)`` waits until n runs are stuck."""
 
     def __init__(self) -> None:
         self._released = threading.Event()
+        self._condition = threading.Condition()
+        self._entered = 0
 
     def __call__(
         self, finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
-        stuck_in_here(self._released)
+        self.stuck_in_here()
         return None
+
+    def stuck_in_here(self) -> None:
+        """Where a hung process waits: tests look for this name in its stack."""
+        with self._condition:
+            self._entered += 1
+            self._condition.notify_all()
+        self._released.wait(PROCESS_BOUND)
+
+    def wait_entered(self, count: int = 1) -> None:
+        with self._condition:
+            assert self._condition.wait_for(lambda: self._entered >= count, BOUND)
 
     def release(self) -> None:
         self._released.set()
-
-
-def stuck_in_here(released: threading.Event) -> None:
-    """Where a hung process waits: tests look for this name in its stack."""
-    released.wait(PROCESS_BOUND)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
@@ -737,7 +746,7 @@ def test_report_and_log_name_where_a_hung_process_is_stuck(supervisors: Supervis
     try:
         harness.sup.register("hung", hung)
         harness.sup.start()
-        harness.events.wait_for(ProcessStarted, "hung")
+        hung.wait_entered()
         report = harness.stop()
     finally:
         hung.release()
@@ -1632,7 +1641,8 @@ def test_log_contract_of_a_process_that_returns_none(h: Harness, is_fatal: bool)
     h.sup.register("p", Scripted("return none"), ProcessOption(is_fatal=is_fatal))
     h.sup.start()
     if is_fatal:
-        h.sup.wait_on_shutdown_signal()  # a shutdown() here could come first
+        # (h.stop() could begin the shutdown before p does, with another reason.)
+        h.sup.wait_on_shutdown_signal()
     else:
         h.events.wait_for(ProcessStopped, "p")
         h.stop()
@@ -1691,8 +1701,9 @@ def test_log_contract_of_a_start_after_the_shutdown(h: Harness) -> None:
     h.sup.register("p", until_finished)
     h.sup.shutdown()
     h.sup.start()
+    begin, notify, _ = shutdown_lines("shutdown() was called")
     too_late: LogLine = ("WARNING", "supervisor is shutting down; no process started", {})
-    assert log_lines(h.logs)[-1] == too_late
+    assert log_lines(h.logs) == [begin, notify, too_late]
     assert h.sup.status()["p"].state is ProcessLifecycle.REGISTERED
 
 
@@ -1733,7 +1744,7 @@ def test_log_contract_of_an_event_hook_that_raises(supervisors: Supervisors) -> 
     h.sup.start()
     assert stopped.wait(BOUND)
     h.stop()
-    assert log_lines(h.logs)[:3] == [
+    assert log_lines(h.logs) == [
         ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
         (
             "ERROR",
@@ -1741,6 +1752,7 @@ def test_log_contract_of_an_event_hook_that_raises(supervisors: Supervisors) -> 
             {"event": repr(ProcessStarted("p", 1)), "exc_info": repr(broken)},
         ),
         ("INFO", "process terminates with no error", {"process_name": "p"}),
+        *shutdown_lines("shutdown() was called"),
     ]
 
 
@@ -1753,6 +1765,7 @@ def test_log_contract_of_a_failure_of_supervision_itself(
         raise bug
 
     monkeypatch.setattr(supervisor, "_backoff_delay", broken_backoff)
+    # jitter sends the delay through the broken _backoff_delay.
     h.sup.register("p", Scripted(then="return error"), dataclasses.replace(FAST, jitter=0.5))
     h.sup.start()
     report = h.sup.wait_on_shutdown_signal()
@@ -1778,7 +1791,7 @@ def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Superviso
     h.sup.register("hung", hung)
     try:
         h.sup.start()
-        h.events.wait_for(ProcessStarted, "hung")
+        hung.wait_entered()
         report = h.stop()
     finally:
         hung.release()
@@ -1789,6 +1802,7 @@ def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Superviso
     assert all(line.startswith(("  File ", "    ")) for line in lines), lines
     assert any(line.startswith("  File ") and "stuck_in_here" in line for line in lines)
     begin, notify, _ = shutdown_lines("shutdown() was called", timeout=0.05)
+    # (Up to the report: the released process logs its end some time after it.)
     assert log_lines(h.logs)[:5] == [
         ("INFO", "execute process", {"process_name": "hung", "attempt": 1}),
         begin,
@@ -1802,11 +1816,12 @@ def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Superviso
     ]
 
 
-def test_a_stuck_process_that_returns_as_the_report_is_written_has_no_stack(
+def test_a_stuck_process_whose_frame_is_gone_is_reported_without_a_stack(
     supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Its thread may end between the check of who is still running and the snapshot of
-    # the stacks: the report then names it, without a stack, and does not fail.
+    # the stacks (faked here: no frame at all): the report still names it, without a
+    # stack, and does not fail.
     h = supervisors.new(shutdown_timeout=0.01)
     hung = Hung()
     h.sup.register("hung", hung)
@@ -1820,9 +1835,12 @@ def test_a_stuck_process_that_returns_as_the_report_is_written_has_no_stack(
         hung.release()
     assert report.unfinished == ("hung",)
     assert dict(report.stacks) == {}
+    assert [line for line in log_lines(h.logs) if line[0] == "ERROR"] == []
+    (last,) = h.logs.with_message("supervisor terminates its job.")
+    assert extra(last, "number_of_unfinished_processes") == 1
 
 
-def test_log_contract_when_logging_and_stderr_both_fail(
+def test_supervision_goes_on_when_logging_and_stderr_both_fail(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Broken(logging.Handler):
@@ -2741,40 +2759,34 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
 ) -> None:
     # Past the deadline, each later process that is still running is passed over at
     # once: the first process hears of the shutdown without waiting on any of them.
+    # (A stopper that waited even 1 s on each would reach "first" after BOUND.)
     harness = supervisors.new(shutdown_timeout=0.05, shutdown_order="reverse")
-    release = threading.Event()
-
-    def hangs(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
-    hung = [f"hung-{index}" for index in range(12)]
+    hung = Hung()
+    hung_names = [f"hung-{index}" for index in range(12)]
     try:
         harness.sup.register("first", until_finished)
-        for name in hung:
-            harness.sup.register(name, hangs)
+        for name in hung_names:
+            harness.sup.register(name, hung)
         harness.sup.start()
-        harness.events.wait_for(ProcessStarted, count=13)
+        hung.wait_entered(12)
         report = harness.stop()
-        harness.events.wait_for(ProcessStopped, "first")  # not 12 waits later
+        harness.events.wait_for(ProcessStopped, "first")
     finally:
-        release.set()
-    assert set(hung) <= set(report.unfinished)
+        hung.release()
+    assert set(hung_names) <= set(report.unfinished)
 
 
-def test_reverse_order_runs_on_a_daemon_thread_that_has_ended_with_the_report(
+def test_reverse_order_runs_on_a_daemon_thread_named_supervisor_shutdown(
     supervisors: Supervisors,
 ) -> None:
     harness = supervisors.new(shutdown_order="reverse")
-    stoppers: list[tuple[str, bool]] = []
+    supervisor_threads: list[tuple[str, bool]] = []
 
     def notes_who_stops_it(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         finish_signal.wait(PROCESS_BOUND)
-        stoppers.extend(
+        supervisor_threads.extend(
             (t.name, t.daemon) for t in threading.enumerate() if t.name.startswith("supervisor")
         )
         return None
@@ -2786,7 +2798,7 @@ def test_reverse_order_runs_on_a_daemon_thread_that_has_ended_with_the_report(
     harness.events.wait_for(ProcessStarted, count=3)
     report = harness.stop()  # from the main thread, which is no daemon
     assert report.finished == ("a", "b", "c")
-    assert ("supervisor-shutdown", True) in stoppers
+    assert ("supervisor-shutdown", True) in supervisor_threads
     assert [t for t in threading.enumerate() if t.name == "supervisor-shutdown"] == []
 
 
@@ -5938,15 +5950,10 @@ def test_a_duration_longer_than_any_wait_can_be_is_refused(field: str) -> None:
         ProcessOption(**{field: 1e10})  # type: ignore[arg-type]
 
 
-def test_the_longest_wait_there_is_is_accepted_as_a_duration() -> None:
+def test_threading_timeout_max_itself_is_accepted_as_a_duration() -> None:
     longest = threading.TIMEOUT_MAX
-    options = ProcessOption(retry_interval=longest, recover_interval=longest, reset_after=longest)
-    assert (options.retry_interval, options.recover_interval, options.reset_after) == (
-        longest,
-        longest,
-        longest,
-    )
-    assert ProcessOption(max_interval=longest).max_interval == longest
+    ProcessOption(retry_interval=longest, recover_interval=longest, reset_after=longest)
+    ProcessOption(max_interval=longest)
     Supervisor(shutdown_timeout=longest)
 
 
