@@ -5576,19 +5576,27 @@ def test_readme_gives_the_run_command_and_it_names_an_existing_example() -> None
         assert (_EXAMPLE_ROOT / path).is_file(), f"README names a missing {path}"
 
 
-def test_readme_log_table_lists_every_line_the_module_logs_at_its_level() -> None:
+def test_readme_log_table_lists_every_line_the_module_logs_with_its_level_and_fields() -> None:
     rows = re.findall(
-        r"^\| (DEBUG|INFO|WARNING|ERROR|CRITICAL) \| ([^|]+?) \|",
+        r"^\| (DEBUG|INFO|WARNING|ERROR|CRITICAL) \| ([^|]+?) \|([^|]*)\|",
         HERE.joinpath("README.md").read_text(encoding="utf-8"),
         flags=re.MULTILINE,
     )
-    documented = {message.split("'NAME'")[0]: level for level, message in rows}
+    documented = {
+        message.split("'NAME'")[0]: (
+            level,
+            frozenset(re.findall(r"`(\w+)`", fields) + ["traceback"] * ("traceback" in fields)),
+        )
+        for level, message, fields in rows
+    }
     assert documented == _module_log_lines()
 
 
-def _module_log_lines() -> dict[str, str]:
-    """Each message supervisor.py logs (up to its first {field}), with its level's name."""
-    lines: dict[str, str] = {}
+def _module_log_lines() -> dict[str, tuple[str, frozenset[str]]]:
+    """Each message supervisor.py logs (up to its first {field}), with its level's name
+    and its fields ("traceback" for exc_info)."""
+    lines: dict[str, tuple[str, frozenset[str]]] = {}
+    gives_up = ("INFO", frozenset({"process_name"}))  # what _give_up logs its message with
     tree = ast.parse(HERE.joinpath("supervisor.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
@@ -5598,19 +5606,20 @@ def _module_log_lines() -> dict[str, str]:
             assert isinstance(level, ast.Attribute)
             if isinstance(message, ast.JoinedStr):
                 message = message.values[0]
+            fields = {"traceback" if k.arg == "exc_info" else str(k.arg) for k in node.keywords}
             if isinstance(message, ast.Constant):
-                lines[str(message.value)] = level.attr
-        elif node.func.attr == "_give_up" and len(node.args) > 2:  # _give_up logs at INFO
+                lines[str(message.value)] = (level.attr, frozenset(fields))
+        elif node.func.attr == "_give_up" and len(node.args) > 2:
             message = node.args[2]
             if isinstance(message, ast.Constant):
-                lines[str(message.value)] = "INFO"
-    for node in ast.walk(tree):  # the message a panic's give-up passes by name
+                lines[str(message.value)] = gives_up
+    for node in ast.walk(tree):  # the message a crash's give-up passes by name
         if (
             isinstance(node, ast.Assign)
             and isinstance(node.value, ast.Constant)
             and [getattr(target, "id", None) for target in node.targets] == ["message"]
         ):
-            lines[str(node.value.value)] = "INFO"
+            lines[str(node.value.value)] = gives_up
     return lines
 
 
