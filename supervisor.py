@@ -583,7 +583,7 @@ class Supervisor:
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
             self._waiting = True
         try:
-            with self._signal_handlers("wait_on_shutdown_signal()" if handle_signals else None):
+            with self._signal_handlers(handle_signals):
                 return self._wait_for_shutdown()
         finally:
             with self._lock:
@@ -595,24 +595,25 @@ class Supervisor:
         The SIGINT and SIGTERM handlers are installed before any process starts, so no
         signal can arrive between the two calls while the default handlers are in place.
         """
-        with self._signal_handlers("run()" if handle_signals else None):
+        if handle_signals:
+            _require_main_thread("run()")
+        with self._signal_handlers(handle_signals):
             self.start()
             return self.wait_on_shutdown_signal(handle_signals=False)
 
     @contextlib.contextmanager
-    def _signal_handlers(self, caller: str | None) -> Iterator[None]:
+    def _signal_handlers(self, install: bool) -> Iterator[None]:
         """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after.
 
         Python runs a signal handler on the main thread only when that thread next runs
         bytecode, which a thread blocked on a lock may never do when the signal went to
         another thread. But Python's C-level handler writes the signal number to the
         wake-up fd from whichever thread gets it, so a relay thread reads it from there.
-        ``caller`` names the method for the error off the main thread; None: no handlers.
+        The caller has checked that this is the main thread.
         """
-        if caller is None:
+        if not install:
             yield
             return
-        _require_main_thread(caller)
         reader, writer = socket.socketpair()
         writer.setblocking(False)
         relay = threading.Thread(
@@ -935,7 +936,8 @@ class Supervisor:
         waits = 0  # consecutive waits since the last reset, for the backoff
         while True:
             attempt += 1
-            # One check per run: if ERROR is off, every level this loop logs at is off.
+            # Checked before and after each run: if ERROR is off, every level this loop
+            # logs at is off, and nothing is built for a line that is not logged.
             logging_on = logger.isEnabledFor(logging.ERROR)
             began = time.monotonic()
             with lock:
@@ -1000,8 +1002,9 @@ class Supervisor:
                 attempt, waits, recovered = 1, 0, 0
             if panic:
                 if not options.recover or recovered >= options.recover_count:
-                    message = "don't try any more to restart the process"
-                    self._give_up(record, error, message, recovered)
+                    self._give_up(
+                        record, error, "don't try any more to restart the process", recovered
+                    )
                     return
                 attempt = 0  # a recovery starts a fresh retry budget, as in Go
                 recovered += 1

@@ -5613,13 +5613,6 @@ def _module_log_lines() -> dict[str, tuple[str, frozenset[str]]]:
             message = node.args[2]
             if isinstance(message, ast.Constant):
                 lines[str(message.value)] = gives_up
-    for node in ast.walk(tree):  # the message a crash's give-up passes by name
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Constant)
-            and [getattr(target, "id", None) for target in node.targets] == ["message"]
-        ):
-            lines[str(node.value.value)] = gives_up
     return lines
 
 
