@@ -337,6 +337,10 @@ class Hung:
     def release(self) -> None:
         self._released.set()
 
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
     """Poll for a condition that no event announces (only: signal handler installation)."""
@@ -1916,28 +1920,21 @@ def test_report_lists_processes_that_ended_before_the_shutdown_as_finished(h: Ha
 
 def test_exit_code_is_fatal_even_when_a_process_did_not_finish(supervisors: Supervisors) -> None:
     harness = supervisors.new(shutdown_timeout=0.05)
-    release, hanging = threading.Event(), threading.Event()
-
-    def hangs(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        hanging.set()
-        release.wait(PROCESS_BOUND)
-        return None
+    hung = Hung()
 
     def ends_once_the_other_hangs(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
-        hanging.wait(PROCESS_BOUND)  # else no run of "hung" starts after the shutdown
+        hung.wait_entered()  # else no run of "hung" starts after the shutdown
         return None
 
     try:
-        harness.sup.register("hung", hangs, FAST)
+        harness.sup.register("hung", hung, FAST)
         harness.sup.register("fatal", ends_once_the_other_hangs, FAST)
         harness.sup.start()
         report = harness.sup.wait_on_shutdown_signal()
     finally:
-        release.set()
+        hung.release()
     assert report.unfinished == ("hung",)
     assert report.exit_code == EXIT_FATAL
 
@@ -2262,23 +2259,16 @@ def test_remove_of_a_fatal_process_does_not_shut_down(h: Harness) -> None:
 
 
 def test_remove_says_false_when_the_process_does_not_return_in_time(h: Harness) -> None:
-    release = threading.Event()
-
-    def hangs(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
+    hung = Hung()
     try:
-        h.sup.register("hung", hangs, FAST)
+        h.sup.register("hung", hung, FAST)
         h.sup.start()
         h.events.wait_for(ProcessStarted, "hung")
         assert h.sup.remove("hung", timeout=0.02) is False
         with pytest.raises(ValueError, match="already registered"):
             h.sup.register("hung", until_finished)  # its function has not returned yet
     finally:
-        release.set()
+        hung.release()
     (stopped,) = h.events.wait_for(ProcessStopped, "hung")
     assert stopped.state is ProcessLifecycle.REMOVED
 
@@ -2940,27 +2930,20 @@ def test_reverse_order_ends_a_retry_wait_at_once(supervisors: Supervisors) -> No
     # function, only waiting to retry: no run may start any more, so its wait ends at
     # once, while the later "hung" process still holds up the reverse order.
     harness = supervisors.new(shutdown_order="reverse")
-    release = threading.Event()
-
-    def hangs(
-        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-    ) -> Exception | None:
-        release.wait(PROCESS_BOUND)
-        return None
-
+    hung = Hung()
     try:
         harness.sup.register(
             "waiting", Scripted("return error"), ProcessOption(retry_interval=LONG)
         )
-        harness.sup.register("hung", hangs)
+        harness.sup.register("hung", hung)
         harness.sup.start()
         harness.events.wait_for(ProcessWaiting, "waiting")
         harness.events.wait_for(ProcessStarted, "hung")
         harness.sup.shutdown()
         (stopped,) = harness.events.wait_for(ProcessStopped, "waiting")
-        assert not release.is_set()
+        assert not hung.released
     finally:
-        release.set()
+        hung.release()
     report = harness.sup.wait_on_shutdown_signal()
     assert stopped.state is ProcessLifecycle.FINISHED
     assert len(harness.events.of(ProcessStarted, "waiting")) == 1
