@@ -1225,7 +1225,7 @@ class _Process:
         self.since = time.monotonic()
 
     def start_thread(self) -> None:
-        if self.running and self.thread is not None and self.thread.ident is None:
+        if self.thread is not None and self.thread.ident is None:  # launched, not started
             self.thread.start()
 
 
