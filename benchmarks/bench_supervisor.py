@@ -1,26 +1,46 @@
 #!/usr/bin/env python3
-"""Benchmarks for supervisor.py: the cost of supervision, measured against bare threads.
+"""Benchmarks for supervisor.py: the cost of supervision, against bare threads and against
+the module as it was before the redesign (the baseline module), measured in the same run.
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_supervisor.py            # full sizes: about two minutes
-    python benchmarks/bench_supervisor.py --quick    # small sizes: a few seconds (CI)
-    python benchmarks/bench_supervisor.py --figures 3,4   # only some figures
+    python benchmarks/bench_supervisor.py            # full sizes: about four minutes
+    python benchmarks/bench_supervisor.py --quick    # small sizes: about ten seconds (CI)
+    python benchmarks/bench_supervisor.py --figures 1,3   # only some figures
+    python benchmarks/bench_supervisor.py --baseline HEAD~3   # another baseline revision
+    python benchmarks/bench_supervisor.py --baseline none     # no baseline module
+    python benchmarks/bench_supervisor.py --json out.json     # also write the rows as JSON
 
-Each figure is measured beside a bare-``threading`` baseline in the same run, and the
-table gives the absolute number, the baseline, their ratio and the target. Nothing here
-asserts on a timing: the verdict column is information only, and the script exits 0
-whatever the figures are (it exits non-zero only if a benchmark itself breaks, e.g. a
-thread does not start or a process does not finish).
+"This module" is ``supervisor.py`` in the working tree. "The baseline module" is
+``supervisor.py`` as it was at ``--baseline REV`` (default ``e141f83``, the last commit
+before the redesign): ``git show REV:supervisor.py`` is written to a scratch directory and
+imported under another name (``supervisor_baseline``), so that both run in this one
+interpreter, in interleaved rounds (this, baseline, bare, then the reverse order, ...),
+and the table gives the median of each, their ratio and the target. Without git or
+without that revision (a tarball, a shallow clone), a note says so and the comparisons
+with the baseline module are skipped; everything else still runs.
+
+Only the public API is used (``Supervisor``, ``register``, ``start``, ``shutdown``,
+``wait_on_shutdown_signal``, ``status``, ``on_event``), so the script runs against any
+module that keeps it. Figures for the planned ``supervisor.heartbeat()`` and
+``ProcessOption(heartbeat_timeout=...)`` (issue #13) say "not available in this module"
+until the module has them.
+
+Nothing here asserts on a timing: the verdict column is information only, and the script
+exits 0 whatever the figures are (it exits non-zero only if a benchmark itself breaks,
+e.g. a thread does not start or a process does not finish). No absolute path is printed
+or written: paths are given relative to the repository root.
 
 Standard library only. Logging is disabled (``logging.disable(logging.CRITICAL)``) in
-every figure, as the restart-throughput figure requires, so that no handler is timed.
+every figure, as the restart-throughput figures require, so that no handler is timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -36,22 +56,27 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import supervisor  # noqa: E402
-from supervisor import (  # noqa: E402
-    ProcessFunc,
-    ProcessOption,
-    ShutdownReport,
-    Supervisor,
-    SupervisorEvent,
-    TerminateChannel,
-)
+
+if TYPE_CHECKING:
+    from supervisor import (
+        ProcessFunc,
+        ProcessOption,
+        ShutdownReport,
+        Supervisor,
+        SupervisorEvent,
+        TerminateChannel,
+    )
 
 LONG = 120.0
 """Upper bound (seconds) on any wait, so that a broken benchmark fails instead of hanging."""
@@ -59,7 +84,13 @@ LONG = 120.0
 HUGE_COUNT = sys.maxsize
 """A retry or recover count that is never reached during a benchmark."""
 
+DEFAULT_BASELINE = "e141f83"
+"""The last commit before the redesign: the default baseline module."""
+
+BASELINE_MODULE_NAME = "supervisor_baseline"
+
 perf_counter = time.perf_counter
+perf_counter_ns = time.perf_counter_ns
 
 
 # ---------------------------------------------------------------------------
@@ -68,52 +99,180 @@ perf_counter = time.perf_counter
 
 @dataclasses.dataclass(frozen=True)
 class Sizes:
-    shutdown_ns: tuple[int, ...]
-    shutdown_repeats: int
+    name: str
+    shutdown_cases: tuple[tuple[int, int], ...]  # (N, rounds)
+    slow_n: int
+    slow_delay: float
+    slow_rounds: int
     startup_n: int
     startup_repeats: int
     throughput_seconds: float
-    throughput_repeats: int
+    throughput_rounds: int
     delay_interval: float
-    delay_restarts: int
+    delay_restarts: int  # per round
+    delay_rounds: int
     idle_n: int
     idle_seconds: float
+    idle_rounds: int
     import_repeats: int
-    status_n: int
+    status_ns: tuple[int, ...]
     status_calls: int
+    heartbeat_calls: int
+    heartbeat_rounds: int
+    beat_n: int
+    beat_seconds: float
+    beat_rounds: int
 
 
 FULL = Sizes(
-    shutdown_ns=(100, 1_000),
-    shutdown_repeats=9,
+    name="full",
+    shutdown_cases=((10, 15), (100, 9), (1_000, 5), (5_000, 3)),
+    slow_n=1_000,
+    slow_delay=0.050,
+    slow_rounds=5,
     startup_n=10_000,
     startup_repeats=3,
-    throughput_seconds=1.0,
-    throughput_repeats=3,
+    throughput_seconds=0.5,
+    throughput_rounds=5,
     delay_interval=0.010,
-    delay_restarts=200,
+    delay_restarts=50,
+    delay_rounds=4,
     idle_n=1_000,
-    idle_seconds=5.0,
+    idle_seconds=2.5,
+    idle_rounds=2,
     import_repeats=7,
-    status_n=10_000,
+    status_ns=(100, 1_000, 5_000, 10_000),
     status_calls=21,
+    heartbeat_calls=200_000,
+    heartbeat_rounds=7,
+    beat_n=1_000,
+    beat_seconds=3.0,
+    beat_rounds=2,
 )
 
 QUICK = Sizes(
-    shutdown_ns=(100,),
-    shutdown_repeats=1,
+    name="quick",
+    shutdown_cases=((10, 3), (100, 3)),
+    slow_n=100,
+    slow_delay=0.050,
+    slow_rounds=3,
     startup_n=1_000,
     startup_repeats=1,
-    throughput_seconds=0.2,
-    throughput_repeats=1,
+    throughput_seconds=0.1,
+    throughput_rounds=3,
     delay_interval=0.010,
-    delay_restarts=50,
+    delay_restarts=20,
+    delay_rounds=2,
     idle_n=1_000,
-    idle_seconds=1.0,
+    idle_seconds=0.5,
+    idle_rounds=1,
     import_repeats=2,
-    status_n=1_000,
+    status_ns=(100, 1_000),
     status_calls=11,
+    heartbeat_calls=20_000,
+    heartbeat_rounds=3,
+    beat_n=200,
+    beat_seconds=1.0,
+    beat_rounds=1,
 )
+
+
+# ---------------------------------------------------------------------------
+# The modules under test
+
+
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    """A supervisor module under test: this module, or the baseline module."""
+
+    label: str
+    module: types.ModuleType
+
+    def supervisor(
+        self,
+        on_event: Callable[[SupervisorEvent], object] | None = None,
+        shutdown_timeout: float = LONG,
+    ) -> Supervisor:
+        return cast("Supervisor", self.module.Supervisor(shutdown_timeout, on_event=on_event))
+
+    def option(self, **fields: object) -> ProcessOption:
+        return cast("ProcessOption", self.module.ProcessOption(**fields))
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.module, "__version__", "?"))
+
+
+THIS = Impl("this", supervisor)
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The baseline module, loaded from git; ``impl`` is None when it is not available."""
+
+    revision: str  # as asked for (--baseline)
+    impl: Impl | None
+    source: bytes | None
+    path: Path | None  # the scratch copy (never printed)
+    note: str  # why it is missing, or what it is
+
+    @property
+    def label(self) -> str:
+        return self.impl.label if self.impl is not None else self.revision
+
+
+def load_module(path: Path, name: str) -> types.ModuleType:
+    """Import the file at ``path`` as the module ``name`` (registered in sys.modules, as
+    dataclasses need)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path.name}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def git(*arguments: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *arguments], capture_output=True, timeout=30, check=True
+    )
+
+
+def load_baseline(revision: str) -> Baseline:
+    """``git show REVISION:supervisor.py`` into a scratch directory, imported as
+    ``supervisor_baseline``; on any failure, a Baseline without a module and a note."""
+    if revision.lower() == "none":
+        return Baseline(revision, None, None, None, "none asked for (--baseline none)")
+    try:
+        commit = git("rev-parse", "--short", f"{revision}^{{commit}}").stdout.decode().strip()
+        source = git("show", f"{commit}:supervisor.py").stdout
+    except FileNotFoundError:
+        return Baseline(revision, None, None, None, "git is not installed")
+    except subprocess.CalledProcessError as exc:
+        reason = exc.stderr.decode(errors="replace").strip().splitlines()
+        why = reason[-1].replace(str(ROOT), ".") if reason else f"git exited with {exc.returncode}"
+        return Baseline(revision, None, None, None, f"not in this checkout ({why})")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Baseline(revision, None, None, None, f"git failed ({type(exc).__name__})")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-supervisor-baseline-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    path = scratch / f"{BASELINE_MODULE_NAME}.py"
+    path.write_bytes(source)
+    try:
+        module = load_module(path, BASELINE_MODULE_NAME)
+    except Exception as exc:
+        message = str(exc).replace(str(scratch), "<scratch>")
+        return Baseline(revision, None, source, None, f"does not import ({message})")
+    same = source == (ROOT / "supervisor.py").read_bytes()
+    note = f"git show {commit}:supervisor.py" + (
+        "; the same file as this module: the ratios with it measure noise" if same else ""
+    )
+    return Baseline(revision, Impl(commit, module), source, path, note)
 
 
 # ---------------------------------------------------------------------------
@@ -122,50 +281,76 @@ QUICK = Sizes(
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """A target as printed, and how to check a (supervisor, baseline) pair against it."""
+    """A target as printed, and how to check a (value, baseline) pair against it."""
 
     text: str
     check: Callable[[float, float], bool] | None = None
 
 
-def at_most_times(factor: float) -> Target:
-    return Target(f"<= {factor:g}x bare", lambda value, bare: value <= factor * bare)
+def at_most_times(factor: float, vs: str) -> Target:
+    return Target(f"<= {factor:g}x {vs}", lambda value, base: value <= factor * base)
+
+
+def at_least_times(factor: float, vs: str) -> Target:
+    return Target(f">= {factor:g}x {vs}", lambda value, base: value >= factor * base)
 
 
 def at_least(limit: float, unit: str) -> Target:
-    return Target(f">= {limit:,.0f} {unit}", lambda value, bare: value >= limit)
+    return Target(f">= {limit:,.0f} {unit}", lambda value, base: value >= limit)
 
 
 def at_most(limit: float, unit: str) -> Target:
-    return Target(f"<= {limit:g} {unit}", lambda value, bare: value <= limit)
+    return Target(f"<= {limit:g} {unit}", lambda value, base: value <= limit)
 
 
-def same_as_bare(slack: float, unit: str) -> Target:
-    return Target(f"~ bare (+{slack:g} {unit})", lambda value, bare: value <= 1.2 * bare + slack)
+def same_as(vs: str, slack: float, unit: str) -> Target:
+    return Target(f"~ {vs} (+{slack:g} {unit})", lambda value, base: value <= 1.2 * base + slack)
 
 
-NO_TARGET = Target("(none: reported)")
+NO_TARGET = Target("(reported)")
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
     figure: str
-    value: float
-    bare: float
-    target: Target
+    value: float | None  # this module's figure; None: not available
+    base: float | None  # the baseline's figure
+    vs: str  # which baseline
+    target: Target = NO_TARGET
     fmt: str = ",.3f"
+    note: str = ""
 
     @property
     def ratio(self) -> str:
-        if self.bare == 0:
+        if self.value is None or self.base is None or self.base == 0:
             return "n/a"
-        return f"{self.value / self.bare:.2f}x"
+        return f"{self.value / self.base:.2f}x"
 
     @property
     def verdict(self) -> str:
-        if self.target.check is None:
+        if self.note:
+            return self.note
+        if self.target.check is None or self.value is None or self.base is None:
             return "-"
-        return "met" if self.target.check(self.value, self.bare) else "MISSED"
+        return "met" if self.target.check(self.value, self.base) else "MISSED"
+
+    def cell(self, number: float | None) -> str:
+        return "-" if number is None else format(number, self.fmt)
+
+    def record(self) -> dict[str, object]:
+        return {
+            "figure": self.figure,
+            "this": self.value,
+            "baseline": self.base,
+            "vs": self.vs,
+            "ratio": self.ratio,
+            "target": self.target.text,
+            "verdict": self.verdict,
+        }
+
+
+def unavailable(figure: str, vs: str, why: str = "not available in this module") -> Row:
+    return Row(figure, None, None, vs, NO_TARGET, note=why)
 
 
 def median(values: Sequence[float]) -> float:
@@ -182,6 +367,41 @@ def p99(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
+def interleave(rounds: int, contestants: Sequence[Callable[[], float]]) -> list[list[float]]:
+    """Run each contestant once per round, in turn (the order reversed every other round,
+    so that a drift in the machine's speed hits all alike); each one's results."""
+    results: list[list[float]] = [[] for _ in contestants]
+    for round_number in range(rounds):
+        order = list(range(len(contestants)))
+        if round_number % 2:
+            order.reverse()
+        for index in order:
+            results[index].append(contestants[index]())
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    sizes: Sizes
+    baseline: Baseline
+
+    @property
+    def impls(self) -> list[Impl]:
+        """This module, then the baseline module if it is loaded."""
+        return [THIS] if self.baseline.impl is None else [THIS, self.baseline.impl]
+
+
+def versus_baseline(
+    context: Context, figure: str, results: Sequence[Sequence[float]], target: Target, fmt: str
+) -> list[Row]:
+    """The row comparing this module (results[0]) with the baseline module (results[1]),
+    or nothing when the baseline module is not loaded."""
+    if context.baseline.impl is None:
+        return []
+    label = context.baseline.label
+    return [Row(figure, median(results[0]), median(results[1]), label, target, fmt)]
+
+
 # ---------------------------------------------------------------------------
 # Helpers shared by the figures
 
@@ -194,6 +414,8 @@ class EntryGate:
         self._count = 0
         self._expected = expected
         self.all_in = threading.Event()
+        if expected == 0:
+            self.all_in.set()
 
     def enter(self) -> None:
         with self._lock:
@@ -208,31 +430,37 @@ class EntryGate:
             )
 
 
-def cooperative(gate: EntryGate) -> ProcessFunc:
-    """A process that says it has entered, waits for its finish signal and returns."""
+def cooperative(gate: EntryGate, delay: float = 0.0) -> ProcessFunc:
+    """A process that says it has entered, waits for its finish signal, takes ``delay``
+    seconds to finish, and returns."""
 
     def process(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         gate.enter()
         finish_signal.wait()
+        if delay:
+            time.sleep(delay)
         return None
 
     return process
 
 
-def bare_worker(gate: EntryGate, event: threading.Event) -> None:
+def bare_worker(gate: EntryGate, event: threading.Event, delay: float = 0.0) -> None:
     gate.enter()
     event.wait()
+    if delay:
+        time.sleep(delay)
 
 
 def start_supervisor(
+    impl: Impl,
     n: int,
     process: ProcessFunc,
     options: ProcessOption | None = None,
     on_event: Callable[[SupervisorEvent], object] | None = None,
 ) -> Supervisor:
-    sup = Supervisor(shutdown_timeout=LONG, on_event=on_event)
+    sup = impl.supervisor(on_event)
     for i in range(n):
         sup.register(f"p{i}", process, options)
     sup.start()
@@ -248,10 +476,13 @@ def stop_supervisor(sup: Supervisor) -> ShutdownReport:
     return report
 
 
-def start_bare(n: int, gate: EntryGate) -> tuple[list[threading.Event], list[threading.Thread]]:
+def start_bare(
+    n: int, gate: EntryGate, delay: float = 0.0
+) -> tuple[list[threading.Event], list[threading.Thread]]:
     events = [threading.Event() for _ in range(n)]
     threads = [
-        threading.Thread(target=bare_worker, args=(gate, event), daemon=True) for event in events
+        threading.Thread(target=bare_worker, args=(gate, event, delay), daemon=True)
+        for event in events
     ]
     for thread in threads:
         thread.start()
@@ -280,13 +511,18 @@ def channel() -> TerminateChannel:
     return simple
 
 
+def noop() -> None:
+    """The bare no-op function call that heartbeat() is compared with."""
+
+
 # ---------------------------------------------------------------------------
-# 1. Shutdown latency
+# 1. Shutdown latency (cooperative processes), and 8. processes slow to finish
 
 
-def shutdown_supervisor_once(n: int) -> float:
+def shutdown_supervisor_once(impl: Impl, n: int, delay: float = 0.0) -> float:
+    """Seconds from shutdown() until the report, all n processes having returned."""
     gate = EntryGate(n)
-    sup = start_supervisor(n, cooperative(gate))
+    sup = start_supervisor(impl, n, cooperative(gate, delay))
     try:
         gate.wait()
         began = perf_counter()
@@ -300,45 +536,80 @@ def shutdown_supervisor_once(n: int) -> float:
     return elapsed
 
 
-def shutdown_bare_once(n: int) -> float:
+def shutdown_bare_once(n: int, delay: float = 0.0, *, one_at_a_time: bool = False) -> float:
+    """Bare threads: set every Event then join every thread, or (one_at_a_time) set one
+    Event and join its thread before the next."""
     gate = EntryGate(n)
-    events, threads = start_bare(n, gate)
+    events, threads = start_bare(n, gate, delay)
     try:
         gate.wait()
         began = perf_counter()
-        for event in events:
-            event.set()
-        for thread in threads:
-            thread.join()
+        if one_at_a_time:
+            for event, thread in zip(events, threads, strict=True):
+                event.set()
+                thread.join()
+        else:
+            for event in events:
+                event.set()
+            for thread in threads:
+                thread.join()
         elapsed = perf_counter() - began
     finally:
         release_bare(events, threads)
     return elapsed
 
 
-def bench_shutdown(sizes: Sizes) -> list[Row]:
+def settled(function: Callable[[], float]) -> Callable[[], float]:
+    """``function``, then a wait (untimed) until the threads it started are gone."""
+    threads_before = threading.active_count()
+
+    def run() -> float:
+        result = function()
+        settle_threads(threads_before)
+        return result
+
+    return run
+
+
+def bench_shutdown(context: Context) -> list[Row]:
     rows = []
-    baseline_threads = threading.active_count()
-    for n in sizes.shutdown_ns:
-        sup_times: list[float] = []
-        bare_times: list[float] = []
-        for repeat in range(sizes.shutdown_repeats):
-            # Alternate the order so that a drift in the machine's speed hits both.
-            order = (True, False) if repeat % 2 == 0 else (False, True)
-            for use_supervisor in order:
-                if use_supervisor:
-                    sup_times.append(shutdown_supervisor_once(n))
-                else:
-                    bare_times.append(shutdown_bare_once(n))
-                settle_threads(baseline_threads)
+    impls = context.impls
+    for n, rounds in context.sizes.shutdown_cases:
+        contestants = [settled(partial(shutdown_supervisor_once, impl, n)) for impl in impls]
+        contestants.append(settled(partial(shutdown_bare_once, n)))
+        contestants.append(settled(partial(shutdown_bare_once, n, one_at_a_time=True)))
+        results = [[t * 1e3 for t in times] for times in interleave(rounds, contestants)]
+        this, bare_all, bare_one = results[0], results[-2], results[-1]
+        label = f"1. shutdown, N={n:,} cooperative (ms, {runs_label(rounds)})"
+        big = n >= 1_000
+        rows.append(Row(label, median(this), median(bare_all), "bare", at_most_times(1.2, "bare")))
         rows.append(
             Row(
-                f"1. shutdown latency, N={n:,} (ms, {runs_label(sizes.shutdown_repeats)})",
-                median(sup_times) * 1e3,
-                median(bare_times) * 1e3,
-                at_most_times(1.2),
+                label,
+                median(this),
+                median(bare_one),
+                "1-by-1",
+                at_most_times(1.2, "1-by-1") if big else NO_TARGET,
             )
         )
+        rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+    return rows
+
+
+def bench_slow_shutdown(context: Context) -> list[Row]:
+    sizes = context.sizes
+    n, delay, rounds = sizes.slow_n, sizes.slow_delay, sizes.slow_rounds
+    impls = context.impls
+    contestants = [settled(partial(shutdown_supervisor_once, impl, n, delay)) for impl in impls]
+    contestants.append(settled(partial(shutdown_bare_once, n, delay)))
+    results = [[t * 1e3 for t in times] for times in interleave(rounds, contestants)]
+    label = (
+        f"8. shutdown, N={n:,} each {delay * 1e3:g} ms to finish: all stopped "
+        f"(ms, {runs_label(rounds)})"
+    )
+    target = at_most(150, "ms") if n >= 1_000 else at_most(3 * delay * 1e3, "ms")
+    rows = [Row(label, median(results[0]), median(results[-1]), "bare", target)]
+    rows += versus_baseline(context, label, results, target, ",.3f")
     return rows
 
 
@@ -364,13 +635,23 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, else KiB
 
 
-def startup_case(kind: str, n: int) -> dict[str, float]:
+STARTUP_KINDS = ("supervisor", "baseline", "bare")
+
+
+def startup_case(kind: str, n: int, baseline_file: str | None) -> dict[str, float]:
     """Run in a fresh subprocess: start n processes (or bare threads), time until all
-    have entered their function, release them, and report the peak RSS."""
+    have entered their function, release them, and report the peak RSS. Every kind loads
+    the same modules (the baseline module too, when there is one) before it measures."""
+    baseline = None
+    if baseline_file is not None:
+        baseline = load_module(Path(baseline_file), BASELINE_MODULE_NAME)
     rss_before = peak_rss_bytes()
     gate = EntryGate(n)
-    if kind == "supervisor":
-        sup = Supervisor(shutdown_timeout=LONG)
+    if kind in ("supervisor", "baseline"):
+        if kind == "baseline" and baseline is None:
+            raise ValueError("--case startup-baseline needs --baseline-file")
+        impl = THIS if baseline is None else Impl("baseline", baseline)
+        sup = impl.supervisor()
         process = cooperative(gate)
         for i in range(n):
             sup.register(f"p{i}", process)
@@ -401,57 +682,88 @@ def startup_case(kind: str, n: int) -> dict[str, float]:
     return {"seconds": elapsed, "peak_rss": peak_rss_bytes(), "rss_before": rss_before}
 
 
-def run_startup_subprocess(kind: str, n: int) -> dict[str, float]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--case", f"startup-{kind}"]
+def run_startup_subprocess(kind: str, n: int, baseline: Baseline) -> dict[str, float]:
+    arguments = ["--case", f"startup-{kind}", "--n", str(n)]
+    if baseline.path is not None:
+        arguments += ["--baseline-file", str(baseline.path)]
     done = subprocess.run(
-        [*command, "--n", str(n)], capture_output=True, text=True, timeout=LONG * 2, check=False
+        [sys.executable, str(Path(__file__).resolve()), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=LONG * 2,
+        check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed:\n{done.stdout}{done.stderr}")
+        shown = shlex.join([display_path(sys.executable), display_path(__file__), *arguments[:4]])
+        raise RuntimeError(f"{shown} failed:\n{done.stdout}{done.stderr}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def bench_startup(sizes: Sizes) -> list[Row]:
+def bench_startup(context: Context) -> list[Row]:
+    sizes = context.sizes
     n = sizes.startup_n
-    sup_runs: list[dict[str, float]] = []
-    bare_runs: list[dict[str, float]] = []
+    kinds = [kind for kind in STARTUP_KINDS if kind != "baseline" or context.baseline.impl]
+    runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
     for repeat in range(sizes.startup_repeats):
-        for kind in ("supervisor", "bare") if repeat % 2 == 0 else ("bare", "supervisor"):
-            (sup_runs if kind == "supervisor" else bare_runs).append(
-                run_startup_subprocess(kind, n)
-            )
+        for kind in kinds if repeat % 2 == 0 else reversed(kinds):
+            runs[kind].append(run_startup_subprocess(kind, n, context.baseline))
 
-    def med(runs: list[dict[str, float]], key: str) -> float:
-        return median([run[key] for run in runs])
+    def med(kind: str, key: str) -> float:
+        return median([run[key] for run in runs[kind]])
 
-    def growth(runs: list[dict[str, float]]) -> float:
-        return median([run["peak_rss"] - run["rss_before"] for run in runs])
+    def growth(kind: str) -> float:
+        return median([run["peak_rss"] - run["rss_before"] for run in runs[kind]])
 
     mib = 1024 * 1024
     repeats = runs_label(sizes.startup_repeats)
-    return [
+    label = context.baseline.label
+    have_baseline = "baseline" in runs
+    time_label = f"2. start-up, N={n:,}: start() to all in (ms, {repeats})"
+    rss_label = f"2. start-up, N={n:,}: peak RSS (MiB)"
+    growth_label = f"2. start-up, N={n:,}: RSS growth, registration included (MiB)"
+    rows = [
         Row(
-            f"2. start-up, N={n:,}: start() to all in (ms, {repeats})",
-            med(sup_runs, "seconds") * 1e3,
-            med(bare_runs, "seconds") * 1e3,
-            at_most_times(1.2),
-        ),
-        Row(
-            f"2. start-up, N={n:,}: peak RSS (MiB)",
-            med(sup_runs, "peak_rss") / mib,
-            med(bare_runs, "peak_rss") / mib,
-            at_most_times(1.2),
-            ",.1f",
-        ),
-        Row(
-            f"2. start-up, N={n:,}: RSS growth, registration included (MiB)",
-            growth(sup_runs) / mib,
-            growth(bare_runs) / mib,
-            NO_TARGET,
-            ",.1f",
-        ),
+            time_label,
+            med("supervisor", "seconds") * 1e3,
+            med("bare", "seconds") * 1e3,
+            "bare",
+            at_most_times(1.2, "bare"),
+        )
     ]
+    if have_baseline:
+        rows.append(
+            Row(
+                time_label,
+                med("supervisor", "seconds") * 1e3,
+                med("baseline", "seconds") * 1e3,
+                label,
+            )
+        )
+    rows.append(
+        Row(
+            rss_label,
+            med("supervisor", "peak_rss") / mib,
+            med("bare", "peak_rss") / mib,
+            "bare",
+            at_most_times(1.2, "bare"),
+            ",.1f",
+        )
+    )
+    rows.append(
+        Row(growth_label, growth("supervisor") / mib, growth("bare") / mib, "bare", fmt=",.1f")
+    )
+    if have_baseline:
+        rows.append(
+            Row(
+                growth_label,
+                growth("supervisor") / mib,
+                growth("baseline") / mib,
+                label,
+                fmt=",.1f",
+            )
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -493,27 +805,18 @@ def failing_process(counter: RunCounter, *, raises: bool) -> ProcessFunc:
     return process
 
 
-def raising_process(counter: RunCounter) -> ProcessFunc:
-    return failing_process(counter, raises=True)
-
-
-def erring_process(counter: RunCounter) -> ProcessFunc:
-    return failing_process(counter, raises=False)
-
-
 def ignore_event(event: SupervisorEvent) -> None:
     return None
 
 
-def supervised_rate(
-    seconds: float,
-    make: Callable[[RunCounter], ProcessFunc],
-    options: ProcessOption,
-    *,
-    hook: bool = False,
-) -> float:
+def supervised_rate(impl: Impl, seconds: float, *, raises: bool, hook: bool) -> float:
     counter = RunCounter()
-    sup = start_supervisor(1, make(counter), options, on_event=ignore_event if hook else None)
+    if raises:
+        options = impl.option(recover_interval=0, recover_count=HUGE_COUNT, is_fatal=False)
+    else:
+        options = impl.option(retry_interval=0, retry_count=HUGE_COUNT, is_fatal=False)
+    process = failing_process(counter, raises=raises)
+    sup = start_supervisor(impl, 1, process, options, on_event=ignore_event if hook else None)
     try:
         return counter.rate(seconds)
     finally:
@@ -543,14 +846,12 @@ def bare_return_loop(stop: threading.Event, process: ProcessFunc) -> BaseExcepti
     return last_error
 
 
-def bare_rate(
-    seconds: float,
-    make: Callable[[RunCounter], ProcessFunc],
-    loop: Callable[[threading.Event, ProcessFunc], object],
-) -> float:
+def bare_rate(seconds: float, *, raises: bool) -> float:
     counter = RunCounter()
     stop = threading.Event()
-    thread = threading.Thread(target=loop, args=(stop, make(counter)), daemon=True)
+    loop = bare_raise_loop if raises else bare_return_loop
+    process = failing_process(counter, raises=raises)
+    thread = threading.Thread(target=loop, args=(stop, process), daemon=True)
     thread.start()
     try:
         return counter.rate(seconds)
@@ -559,43 +860,31 @@ def bare_rate(
         thread.join(LONG)
 
 
-def bench_throughput(sizes: Sizes) -> list[Row]:
-    seconds, repeats = sizes.throughput_seconds, sizes.throughput_repeats
-    recover = ProcessOption(recover_interval=0, recover_count=HUGE_COUNT, is_fatal=False)
-    retry = ProcessOption(retry_interval=0, retry_count=HUGE_COUNT, is_fatal=False)
-    cases: list[tuple[str, Callable[[], float], Callable[[], float]]] = [
-        (
-            "3a. restarts/s, raises, recover_interval=0",
-            lambda: supervised_rate(seconds, raising_process, recover),
-            lambda: bare_rate(seconds, raising_process, bare_raise_loop),
-        ),
-        (
-            "3b. restarts/s, returns error, retry_interval=0",
-            lambda: supervised_rate(seconds, erring_process, retry),
-            lambda: bare_rate(seconds, erring_process, bare_return_loop),
-        ),
-        (
-            "3c. restarts/s, as 3a + no-op on_event hook",
-            lambda: supervised_rate(seconds, raising_process, recover, hook=True),
-            lambda: bare_rate(seconds, raising_process, bare_raise_loop),
-        ),
+def bench_throughput(context: Context) -> list[Row]:
+    seconds, rounds = context.sizes.throughput_seconds, context.sizes.throughput_rounds
+    label = context.baseline.label
+    cases = [
+        ("3a. restarts/s, raises, recover_interval=0", True, False, 1.3),
+        ("3b. restarts/s, returns error, retry_interval=0", False, False, 1.3),
+        ("3c. restarts/s, as 3a + no-op on_event hook", True, True, 1.5),
+        ("3d. restarts/s, as 3b + no-op on_event hook", False, True, 1.5),
     ]
     rows = []
-    for figure, supervised, bare in cases:
-        sup_rates: list[float] = []
-        bare_rates: list[float] = []
-        for repeat in range(repeats):
-            if repeat % 2 == 0:
-                sup_rates.append(supervised())
-                bare_rates.append(bare())
-            else:
-                bare_rates.append(bare())
-                sup_rates.append(supervised())
+    for figure, raises, hook, factor in cases:
+        contestants = [
+            partial(supervised_rate, impl, seconds, raises=raises, hook=hook)
+            for impl in context.impls
+        ]
+        contestants.append(partial(bare_rate, seconds, raises=raises))
+        results = interleave(rounds, contestants)
+        name = f"{figure} ({runs_label(rounds)})"
+        rows += versus_baseline(context, name, results, at_least_times(factor, label), ",.0f")
         rows.append(
             Row(
-                f"{figure} ({runs_label(repeats)})",
-                median(sup_rates),
-                median(bare_rates),
+                name,
+                median(results[0]),
+                median(results[-1]),
+                "bare loop",
                 at_least(200_000, "/s"),
                 ",.0f",
             )
@@ -648,50 +937,65 @@ def bare_delay_loop(stop: threading.Event, process: ProcessFunc, interval: float
             stop.wait(interval)
 
 
-def bench_delay(sizes: Sizes) -> list[Row]:
-    interval, restarts = sizes.delay_interval, sizes.delay_restarts
-
-    sup_timeline = Timeline(restarts)
-    options = ProcessOption(recover_interval=interval, recover_count=HUGE_COUNT, is_fatal=False)
-    sup = start_supervisor(1, timed_raising_process(sup_timeline), options)
+def supervised_lateness(impl: Impl, interval: float, restarts: int) -> list[float]:
+    timeline = Timeline(restarts)
+    options = impl.option(recover_interval=interval, recover_count=HUGE_COUNT, is_fatal=False)
+    sup = start_supervisor(impl, 1, timed_raising_process(timeline), options)
     try:
-        if not sup_timeline.done.wait(LONG):
+        if not timeline.done.wait(LONG):
             raise RuntimeError("the supervised process did not restart often enough")
     finally:
         stop_supervisor(sup)
+    return timeline.lateness(interval)
 
-    bare_timeline = Timeline(restarts)
+
+def bare_lateness(interval: float, restarts: int) -> list[float]:
+    timeline = Timeline(restarts)
     stop = threading.Event()
     thread = threading.Thread(
         target=bare_delay_loop,
-        args=(stop, timed_raising_process(bare_timeline), interval),
+        args=(stop, timed_raising_process(timeline), interval),
         daemon=True,
     )
     thread.start()
     try:
-        if not bare_timeline.done.wait(LONG):
+        if not timeline.done.wait(LONG):
             raise RuntimeError("the bare loop did not restart often enough")
     finally:
         stop.set()
         thread.join(LONG)
+    return timeline.lateness(interval)
 
-    sup_late = [late * 1e3 for late in sup_timeline.lateness(interval)]
-    bare_late = [late * 1e3 for late in bare_timeline.lateness(interval)]
-    label = f"recover_interval={interval * 1e3:g} ms, {restarts} restarts"
-    return [
-        Row(
-            f"4. restart lateness, median (ms; {label})",
-            median(sup_late),
-            median(bare_late),
-            at_most(1.0, "ms"),
-        ),
-        Row(
-            f"4. restart lateness, p99 (ms; {label})",
-            p99(sup_late),
-            p99(bare_late),
-            NO_TARGET,
-        ),
-    ]
+
+def bench_delay(context: Context) -> list[Row]:
+    sizes = context.sizes
+    interval, restarts, rounds = sizes.delay_interval, sizes.delay_restarts, sizes.delay_rounds
+    # Each contestant's restarts are pooled over the rounds.
+    pooled: list[list[float]] = [[] for _ in range(len(context.impls) + 1)]
+
+    def contestant(index: int, impl: Impl | None) -> Callable[[], float]:
+        def run() -> float:
+            if impl is None:
+                late = bare_lateness(interval, restarts)
+            else:
+                late = supervised_lateness(impl, interval, restarts)
+            pooled[index] += [t * 1e3 for t in late]
+            return 0.0
+
+        return run
+
+    contestants = [contestant(i, impl) for i, impl in enumerate(context.impls)]
+    contestants.append(contestant(len(context.impls), None))
+    interleave(rounds, contestants)
+    label = f"recover_interval={interval * 1e3:g} ms, {restarts * rounds} restarts"
+    median_label = f"4. restart lateness, median (ms; {label})"
+    p99_label = f"4. restart lateness, p99 (ms; {label})"
+    rows = [Row(median_label, median(pooled[0]), median(pooled[-1]), "bare", at_most(1.0, "ms"))]
+    rows += versus_baseline(context, median_label, pooled, at_most(1.0, "ms"), ",.3f")
+    rows.append(Row(p99_label, p99(pooled[0]), p99(pooled[-1]), "bare"))
+    if context.baseline.impl is not None:
+        rows.append(Row(p99_label, p99(pooled[0]), p99(pooled[1]), context.baseline.label))
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -706,36 +1010,36 @@ def idle_cpu(seconds: float) -> float:
     return time.process_time() - cpu_before
 
 
-def bench_idle(sizes: Sizes) -> list[Row]:
-    n, seconds = sizes.idle_n, sizes.idle_seconds
-    baseline_threads = threading.active_count()
+def idle_supervised(impl: Impl, n: int, seconds: float) -> float:
+    gate = EntryGate(n)
+    sup = start_supervisor(impl, n, cooperative(gate))
+    try:
+        gate.wait()
+        return idle_cpu(seconds)
+    finally:
+        stop_supervisor(sup)
 
+
+def idle_bare(n: int, seconds: float) -> float:
     gate = EntryGate(n)
     events, threads = start_bare(n, gate)
     try:
         gate.wait()
-        bare_cpu = idle_cpu(seconds)
+        return idle_cpu(seconds)
     finally:
         release_bare(events, threads)
-    settle_threads(baseline_threads)
 
-    gate = EntryGate(n)
-    sup = start_supervisor(n, cooperative(gate))
-    try:
-        gate.wait()
-        sup_cpu = idle_cpu(seconds)
-    finally:
-        stop_supervisor(sup)
-    settle_threads(baseline_threads)
 
-    return [
-        Row(
-            f"5. idle CPU, N={n:,} for {seconds:g} s (CPU ms)",
-            sup_cpu * 1e3,
-            bare_cpu * 1e3,
-            same_as_bare(10, "ms"),
-        )
-    ]
+def bench_idle(context: Context) -> list[Row]:
+    sizes = context.sizes
+    n, seconds, rounds = sizes.idle_n, sizes.idle_seconds, sizes.idle_rounds
+    contestants = [settled(partial(idle_supervised, impl, n, seconds)) for impl in context.impls]
+    contestants.append(settled(partial(idle_bare, n, seconds)))
+    results = [[cpu * 1e3 for cpu in cpus] for cpus in interleave(rounds, contestants)]
+    label = f"5. idle CPU, N={n:,} for {seconds:g} s (CPU ms, {runs_label(rounds)})"
+    rows = [Row(label, median(results[0]), median(results[-1]), "bare", same_as("bare", 10, "ms"))]
+    rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -768,92 +1072,312 @@ def import_time(module: str, where: Path, *, write_bytecode: bool) -> tuple[int,
     raise RuntimeError(f"no import time line for {module!r} in:\n{done.stderr}")
 
 
-def bench_import(sizes: Sizes) -> list[Row]:
-    # supervisor.py is copied into two scratch directories so that neither the
-    # repository nor PYTHONDONTWRITEBYTECODE (set in some environments) decides whether
-    # a .pyc exists: "cached" imports it from a .pyc, as an installed copy is, and
-    # "from source" compiles it on every import (-B, no __pycache__). The standard
-    # library, threading included, comes from its own .pyc files in both.
-    source = ROOT / "supervisor.py"
-    with tempfile.TemporaryDirectory() as cached, tempfile.TemporaryDirectory() as uncached:
-        for directory in (cached, uncached):
-            shutil.copy2(source, directory)
-        cached_dir, uncached_dir = Path(cached), Path(uncached)
-        import_time("supervisor", cached_dir, write_bytecode=True)  # writes the .pyc
-        if not list((cached_dir / "__pycache__").glob("supervisor.*.pyc")):
-            raise RuntimeError("python did not write supervisor's .pyc")
-        warm: list[tuple[int, int]] = []
-        cold: list[tuple[int, int]] = []
+def bench_import(context: Context) -> list[Row]:
+    # Each supervisor.py (this one, and the baseline's) is copied into two scratch
+    # directories, so that neither the repository nor PYTHONDONTWRITEBYTECODE (set in some
+    # environments) decides whether a .pyc exists: "cached" imports it from a .pyc, as an
+    # installed copy is, and "from source" compiles it on every import (-B, no
+    # __pycache__). The standard library, threading included, comes from its own .pyc
+    # files in all of them.
+    sources = [(ROOT / "supervisor.py").read_bytes()]
+    if context.baseline.impl is not None and context.baseline.source is not None:
+        sources.append(context.baseline.source)
+    repeats = context.sizes.import_repeats
+    with tempfile.TemporaryDirectory() as scratch:
+        pairs: list[tuple[Path, Path]] = []
+        for index, source in enumerate(sources):
+            cached, uncached = Path(scratch, f"cached{index}"), Path(scratch, f"source{index}")
+            for directory in (cached, uncached):
+                directory.mkdir()
+                (directory / "supervisor.py").write_bytes(source)
+            import_time("supervisor", cached, write_bytecode=True)  # writes the .pyc
+            if not list((cached / "__pycache__").glob("supervisor.*.pyc")):
+                raise RuntimeError("python did not write supervisor's .pyc")
+            pairs.append((cached, uncached))
+        warm: list[list[tuple[int, int]]] = [[] for _ in pairs]
+        cold: list[list[tuple[int, int]]] = [[] for _ in pairs]
         bare: list[tuple[int, int]] = []
-        for _ in range(sizes.import_repeats):
-            warm.append(import_time("supervisor", cached_dir, write_bytecode=True))
-            cold.append(import_time("supervisor", uncached_dir, write_bytecode=False))
-            bare.append(import_time("threading", cached_dir, write_bytecode=True))
+        for _ in range(repeats):
+            for index, (cached, uncached) in enumerate(pairs):
+                warm[index].append(import_time("supervisor", cached, write_bytecode=True))
+                cold[index].append(import_time("supervisor", uncached, write_bytecode=False))
+            bare.append(import_time("threading", pairs[0][0], write_bytecode=True))
 
     def med(runs: list[tuple[int, int]], index: int) -> float:
         return median([run[index] for run in runs])
 
-    repeats = runs_label(sizes.import_repeats)
-    return [
-        Row(
-            f"6. import supervisor, self, .pyc cached (us, {repeats})",
-            med(warm, 0),
-            med(bare, 0),
-            NO_TARGET,
-            ",.0f",
-        ),
-        Row(
-            "6. import supervisor, cumulative, .pyc cached (us)",
-            med(warm, 1),
-            med(bare, 1),
-            NO_TARGET,
-            ",.0f",
-        ),
-        Row(
-            "6. import supervisor, self, compiled from source (us)",
-            med(cold, 0),
-            med(bare, 0),
-            NO_TARGET,
-            ",.0f",
-        ),
-    ]
+    label = context.baseline.label
+    self_label = f"6. import supervisor, self, .pyc cached (us, {runs_label(repeats)})"
+    cumulative_label = "6. import supervisor, cumulative, .pyc cached (us)"
+    source_label = "6. import supervisor, self, compiled from source (us)"
+    rows = [Row(self_label, med(warm[0], 0), med(bare, 0), "threading", fmt=",.0f")]
+    if len(pairs) > 1:
+        rows.append(Row(self_label, med(warm[0], 0), med(warm[1], 0), label, fmt=",.0f"))
+    rows.append(Row(cumulative_label, med(warm[0], 1), med(bare, 1), "threading", fmt=",.0f"))
+    rows.append(Row(source_label, med(cold[0], 0), med(bare, 0), "threading", fmt=",.0f"))
+    if len(pairs) > 1:
+        rows.append(Row(source_label, med(cold[0], 0), med(cold[1], 0), label, fmt=",.0f"))
+    return rows
 
 
 # ---------------------------------------------------------------------------
 # 7. status() cost
 
 
-def time_calls(function: Callable[[], object], calls: int) -> float:
-    timings = []
-    for _ in range(calls):
+class PlainRecord:
+    """The tuple-copy baseline's record: a plain object with status()'s eight fields."""
+
+    def __init__(self, name: str, state: object, thread_name: str) -> None:
+        self.name = name
+        self.state = state
+        self.attempt = 1
+        self.recovered_num = 0
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.since = time.monotonic()
+        self.thread_name = thread_name
+
+
+class TupleCopy:
+    """The status() baseline: the same eight fields of each record, copied as a tuple
+    under a threading.Lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.records: list[PlainRecord] = []
+
+    def grow(self, n: int) -> None:
+        state = THIS.module.ProcessLifecycle.RUNNING
+        with self.lock:
+            for i in range(len(self.records), n):
+                self.records.append(PlainRecord(f"p{i}", state, f"p{i}"))
+
+    def snapshot(self) -> list[tuple[object, ...]]:
+        with self.lock:
+            return [
+                (
+                    r.name,
+                    r.state,
+                    r.attempt,
+                    r.recovered_num,
+                    r.restarts,
+                    r.last_error,
+                    r.since,
+                    r.thread_name,
+                )
+                for r in self.records
+            ]
+
+
+class GrowingSupervisor:
+    """A started supervisor whose cooperative processes are added up to a given count."""
+
+    def __init__(self, impl: Impl) -> None:
+        self.sup = impl.supervisor()
+        self.count = 0
+        self.started = False
+
+    def grow(self, n: int) -> None:
+        gate = EntryGate(n - self.count)
+        process = cooperative(gate)
+        for i in range(self.count, n):
+            self.sup.register(f"p{i}", process)  # once started, it starts at once
+        if not self.started:
+            self.sup.start()
+            self.started = True
+        gate.wait()
+        self.count = n
+        if len(self.sup.status()) != n:
+            raise RuntimeError(f"status() did not list the {n} processes")
+
+
+def time_call(function: Callable[[], object]) -> Callable[[], float]:
+    def timed() -> float:
         began = perf_counter()
         function()
-        timings.append(perf_counter() - began)
-    return median(timings)
+        return perf_counter() - began
+
+    return timed
 
 
-def bench_status(sizes: Sizes) -> list[Row]:
-    n, calls = sizes.status_n, sizes.status_calls
-    baseline_threads = threading.active_count()
-    gate = EntryGate(n)
-    sup = start_supervisor(n, cooperative(gate))
+def bench_status(context: Context) -> list[Row]:
+    sizes = context.sizes
+    calls = sizes.status_calls
+    threads_before = threading.active_count()
+    supervisors = [GrowingSupervisor(impl) for impl in context.impls]
+    copy = TupleCopy()
+    rows = []
     try:
-        gate.wait()
-        snapshot = sup.status()
-        if len(snapshot) != n:
-            raise RuntimeError(f"status() listed {len(snapshot)} of {n} processes")
-        sup_time = time_calls(sup.status, calls)
-        bare_time = time_calls(threading.enumerate, calls)
+        for n in sizes.status_ns:
+            for grower in supervisors:
+                grower.grow(n)
+            copy.grow(n)
+            contestants = [time_call(grower.sup.status) for grower in supervisors]
+            contestants.append(time_call(copy.snapshot))
+            results = [[t * 1e3 for t in times] for times in interleave(calls, contestants)]
+            label = f"7. status(), N={n:,} (ms, median of {calls})"
+            target = at_most_times(2, "tuples") if n >= 10_000 else NO_TARGET
+            rows.append(Row(label, median(results[0]), median(results[-1]), "tuples", target))
+            rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+    finally:
+        for grower in supervisors:
+            if grower.started:
+                stop_supervisor(grower.sup)
+    settle_threads(threads_before)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# 9. heartbeat() cost, and 10. idle CPU of processes that beat (issue #13, planned)
+
+
+def heartbeat_function(impl: Impl) -> Callable[[], object] | None:
+    beat = getattr(impl.module, "heartbeat", None)
+    return cast("Callable[[], object]", beat) if callable(beat) else None
+
+
+def heartbeat_options(impl: Impl, timeout: float) -> ProcessOption | None:
+    """ProcessOption(heartbeat_timeout=timeout, is_fatal=False), or None if the module's
+    ProcessOption has no such field."""
+    try:
+        return impl.option(heartbeat_timeout=timeout, is_fatal=False)
+    except TypeError:
+        return None
+
+
+def ns_per_call(function: Callable[[], object], calls: int) -> float:
+    began = perf_counter_ns()
+    for _ in range(calls):
+        function()
+    return (perf_counter_ns() - began) / calls
+
+
+def beat_against_noop(
+    beat: Callable[[], object], calls: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """ns per call of ``beat`` and of ``noop``, in interleaved rounds."""
+    beats, noops = interleave(
+        rounds, [lambda: ns_per_call(beat, calls), lambda: ns_per_call(noop, calls)]
+    )
+    return beats, noops
+
+
+def beat_in_process(
+    impl: Impl, beat: Callable[[], object], calls: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """beat_against_noop() run inside a supervised process (with heartbeat_timeout if the
+    module has it)."""
+    outcome: queue.SimpleQueue[tuple[list[float], list[float]] | BaseException] = (
+        queue.SimpleQueue()
+    )
+
+    def process(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        try:
+            outcome.put(beat_against_noop(beat, calls, rounds))
+        except Exception as exc:
+            outcome.put(exc)
+        finish_signal.wait()
+        return None
+
+    options = heartbeat_options(impl, LONG) or impl.option(is_fatal=False)
+    sup = start_supervisor(impl, 1, process, options)
+    try:
+        result = outcome.get(timeout=LONG)
     finally:
         stop_supervisor(sup)
-    settle_threads(baseline_threads)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def bench_heartbeat(context: Context) -> list[Row]:
+    sizes = context.sizes
+    calls, rounds = sizes.heartbeat_calls, sizes.heartbeat_rounds
+    label = f"9. heartbeat() (ns per call, {runs_label(rounds)} of {calls:,} calls)"
+    outside = f"{label[:-1]}; unsupervised thread)"
+    inside = f"{label[:-1]}; in a process)"
+    beat = heartbeat_function(THIS)
+    if beat is None:
+        return [unavailable(outside, "no-op call"), unavailable(inside, "no-op call")]
+    rows = []
+    try:
+        beats, noops = beat_against_noop(beat, calls, rounds)
+        rows.append(Row(outside, median(beats), median(noops), "no-op call", fmt=",.1f"))
+    except Exception as exc:
+        rows.append(unavailable(outside, "no-op call", f"raises {type(exc).__name__}"))
+    beats, noops = beat_in_process(THIS, beat, calls, rounds)
+    rows.append(Row(inside, median(beats), median(noops), "no-op call", fmt=",.1f"))
+    return rows
+
+
+def beating_process(gate: EntryGate, beat: Callable[[], object] | None) -> ProcessFunc:
+    """A process that wakes once a second and beats (``beat`` None: only wakes)."""
+
+    def process(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        gate.enter()
+        while not finish_signal.wait(1.0):
+            if beat is not None:
+                beat()
+        return None
+
+    return process
+
+
+def idle_beating(impl: Impl, n: int, seconds: float, *, beats: bool) -> float:
+    gate = EntryGate(n)
+    beat = heartbeat_function(impl) if beats else None
+    options = heartbeat_options(impl, 5.0) if beats else impl.option(is_fatal=False)
+    sup = start_supervisor(impl, n, beating_process(gate, beat), options)
+    try:
+        gate.wait()
+        return idle_cpu(seconds)
+    finally:
+        stop_supervisor(sup)
+
+
+def bare_waking(gate: EntryGate, event: threading.Event) -> None:
+    gate.enter()
+    while not event.wait(1.0):
+        noop()
+
+
+def idle_bare_waking(n: int, seconds: float) -> float:
+    gate = EntryGate(n)
+    events = [threading.Event() for _ in range(n)]
+    threads = [
+        threading.Thread(target=bare_waking, args=(gate, event), daemon=True) for event in events
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        gate.wait()
+        return idle_cpu(seconds)
+    finally:
+        release_bare(events, threads)
+
+
+def bench_beat_idle(context: Context) -> list[Row]:
+    sizes = context.sizes
+    n, seconds, rounds = sizes.beat_n, sizes.beat_seconds, sizes.beat_rounds
+    label = (
+        f"10. idle CPU, N={n:,} beating 1/s, heartbeat_timeout=5 s, for {seconds:g} s "
+        f"(CPU ms, {runs_label(rounds)})"
+    )
+    if heartbeat_function(THIS) is None or heartbeat_options(THIS, 5.0) is None:
+        return [unavailable(label, "no beats"), unavailable(label, "bare 1/s")]
+    contestants = [
+        settled(lambda: idle_beating(THIS, n, seconds, beats=True)),
+        settled(lambda: idle_beating(THIS, n, seconds, beats=False)),
+        settled(lambda: idle_bare_waking(n, seconds)),
+    ]
+    results = [[cpu * 1e3 for cpu in cpus] for cpus in interleave(rounds, contestants)]
     return [
-        Row(
-            f"7. status(), N={n:,} (ms, median of {calls}; bare: threading.enumerate())",
-            sup_time * 1e3,
-            bare_time * 1e3,
-            NO_TARGET,
-        )
+        Row(label, median(results[0]), median(results[1]), "no beats"),
+        Row(label, median(results[0]), median(results[2]), "bare 1/s"),
     ]
 
 
@@ -861,7 +1385,7 @@ def bench_status(sizes: Sizes) -> list[Row]:
 # The table
 
 
-FIGURES: dict[int, tuple[str, Callable[[Sizes], list[Row]]]] = {
+FIGURES: dict[int, tuple[str, Callable[[Context], list[Row]]]] = {
     1: ("shutdown latency", bench_shutdown),
     2: ("start-up at scale", bench_startup),
     3: ("restart throughput", bench_throughput),
@@ -869,41 +1393,71 @@ FIGURES: dict[int, tuple[str, Callable[[Sizes], list[Row]]]] = {
     5: ("idle cost", bench_idle),
     6: ("import time", bench_import),
     7: ("status() cost", bench_status),
+    8: ("shutdown of processes slow to finish", bench_slow_shutdown),
+    9: ("heartbeat() cost", bench_heartbeat),
+    10: ("idle cost of heartbeats", bench_beat_idle),
 }
 
 BASELINES = """\
-Baselines (bare threading, measured in the same run):
-  1. N threads each waiting on its own Event; time from setting all Events to joining all threads.
-  2. N threads each waiting on its own Event (Events made before the clock starts, as register()
-     makes finish signals; Threads made and started inside it, as start() does); each case runs in
-     a fresh interpreter of this script (--case), and both import the same modules, so the ratio
-     is the per-process cost. Peak RSS is VmHWM (ru_maxrss off Linux) at the end of the run.
-  3. One thread calling the same process function in a loop: try/except for 3a and 3c, a check of
-     the returned error for 3b; no supervisor.
-  4. One thread: try/except around the same process function, then Event.wait(interval).
-  5. N threads each waiting on its own Event; CPU is time.process_time() of the whole process.
-  6. `python -X importtime -c "import threading"`: threading's self and cumulative time, from its
-     .pyc. supervisor is imported from a copy in a scratch directory, from a .pyc ("cached") and
-     compiled from its source on each import (python -B, no __pycache__).
-  7. threading.enumerate() with the same N threads alive.
-Ratio = supervisor / bare. Verdicts are information only: nothing here asserts on a timing."""
+Baselines ("vs"), each measured in the same run, in interleaved rounds:
+  REV        the baseline module (--baseline REV): supervisor.py at that commit, imported under
+             another name into this interpreter; same figure, same sizes.
+  bare       1, 8: N threads each waiting on its own Event; set every Event, then join every
+             thread. 2: N bare threads started the same way (Events made before the clock
+             starts, as register() makes finish signals; Threads made and started inside it);
+             each start-up case runs in a fresh interpreter of this script (--case), and all
+             load the same modules, so the ratio is the per-process cost; peak RSS is VmHWM
+             (ru_maxrss off Linux). 4: one thread, try/except around the same process function,
+             then Event.wait(interval). 5: N idle threads; CPU is time.process_time() of the
+             whole process.
+  1-by-1     1: the same bare threads, but set one Event and join its thread before the next.
+  bare loop  3: one thread calling the same process function in a loop: try/except for 3a and
+             3c, a check of the returned error for 3b and 3d; no supervisor.
+  threading  6: `python -X importtime -c "import threading"` (self and cumulative, from its
+             .pyc); supervisor is imported from a scratch copy, from a .pyc ("cached") and
+             compiled from source on each import (python -B).
+  tuples     7: a list of plain objects with status()'s eight fields, copied as tuples under a
+             threading.Lock.
+  no-op call 9: a call of an empty Python function, timed the same way.
+  no beats   10: the same processes waking once a second without heartbeat_timeout or beats.
+  bare 1/s   10: N bare threads looping on Event.wait(1.0) and a no-op call.
+Ratio = this module / baseline. Verdicts are information only: nothing here asserts on a timing."""
 
 
-def header(argv: Sequence[str], sizes: Sizes) -> str:
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the repository root, or only its name if it lies outside:
+    never an absolute path."""
+    absolute = Path(os.path.abspath(path))
+    for root in (ROOT, Path(os.path.abspath(ROOT))):
+        try:
+            return str(absolute.relative_to(root))
+        except ValueError:
+            continue
+    return absolute.name
+
+
+def header(argv: Sequence[str], sizes: Sizes, baseline: Baseline) -> dict[str, str]:
     cpus = os.cpu_count()
     implementation = platform.python_implementation()
-    lines = [
-        "supervisor.py benchmarks: supervision against bare threads",
-        f"command:  {shlex.join([sys.executable, *argv])}",
-        f"machine:  {platform.platform()}, {platform.machine()}, {cpus} CPUs",
-        f"python:   {implementation} {platform.python_version()} ({sys.executable})",
-        f"module:   supervisor {supervisor.__version__} ({Path(supervisor.__file__).resolve()})"
-        f"{git_revision()}",
-        f"date:     {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
-        f"load:     {load_average()} (1, 5, 15 min; other work on the machine skews timings)",
-        f"sizes:    {'quick' if sizes is QUICK else 'full'}; logging disabled in every figure",
-    ]
-    return "\n".join(lines)
+    script = display_path(argv[0]) if argv else "benchmarks/bench_supervisor.py"
+    this_file = display_path(supervisor.__file__)
+    if baseline.impl is not None:
+        base = f"supervisor {baseline.impl.version} ({baseline.note})"
+    else:
+        base = (
+            f"{baseline.revision}: not available, {baseline.note}; "
+            "the comparisons with it are skipped"
+        )
+    return {
+        "command": shlex.join([display_path(sys.executable), script, *argv[1:]]),
+        "machine": f"{platform.platform()}, {platform.machine()}, {cpus} CPUs",
+        "python": f"{implementation} {platform.python_version()} ({display_path(sys.executable)})",
+        "module": f"supervisor {THIS.version} ({this_file}){git_revision()}",
+        "baseline": base,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "load": f"{load_average()} (1, 5, 15 min; other work on the machine skews timings)",
+        "sizes": f"{sizes.name}; logging disabled in every figure",
+    }
 
 
 def load_average() -> str:
@@ -916,13 +1470,7 @@ def load_average() -> str:
 def git_revision() -> str:
     """ ", git abc1234" (", modified" if supervisor.py differs from it), or "" outside git."""
     try:
-        revision = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        revision = git("rev-parse", "--short", "HEAD").stdout.decode().strip()
         changed = subprocess.run(
             ["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "supervisor.py"],
             capture_output=True,
@@ -935,12 +1483,13 @@ def git_revision() -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    headings = ("figure", "supervisor", "bare", "ratio", "target", "verdict")
+    headings = ("figure", "this module", "baseline", "vs", "ratio", "target", "verdict")
     cells = [
         (
             row.figure,
-            format(row.value, row.fmt),
-            format(row.bare, row.fmt),
+            row.cell(row.value),
+            row.cell(row.base),
+            row.vs,
             row.ratio,
             row.target.text,
             row.verdict,
@@ -949,14 +1498,18 @@ def table(rows: Sequence[Row]) -> str:
     ]
     widths = [max(len(line[i]) for line in [headings, *cells]) for i in range(len(headings))]
 
-    def render(line: Sequence[str]) -> str:
-        parts = [line[0].ljust(widths[0])]
-        parts += [cell.rjust(width) for cell, width in zip(line[1:4], widths[1:4], strict=True)]
-        parts += [line[4].ljust(widths[4]), line[5]]
+    def render(line: Sequence[str], previous: Sequence[str] | None) -> str:
+        # A figure repeated on the next line (another baseline) is shown once.
+        first = "" if previous is not None and previous[0] == line[0] else line[0]
+        parts = [first.ljust(widths[0])]
+        parts += [cell.rjust(width) for cell, width in zip(line[1:3], widths[1:3], strict=True)]
+        parts += [line[3].ljust(widths[3]), line[4].rjust(widths[4])]
+        parts += [line[5].ljust(widths[5]), line[6]]
         return "  ".join(parts).rstrip()
 
-    rule = "-" * len(render(headings))
-    return "\n".join([render(headings), rule, *(render(line) for line in cells)])
+    rule = "-" * len(render(headings, None))
+    body = [render(line, cells[i - 1] if i else None) for i, line in enumerate(cells)]
+    return "\n".join([render(headings, None), rule, *body])
 
 
 def parse_figures(text: str) -> list[int]:
@@ -978,31 +1531,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--figures", type=parse_figures, default=sorted(FIGURES), help="e.g. 1,3 (default: all)"
     )
     parser.add_argument(
-        "--case", choices=("startup-supervisor", "startup-bare"), help=argparse.SUPPRESS
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        metavar="REV",
+        help=f"git revision of the baseline module (default: {DEFAULT_BASELINE}; 'none': none)",
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the header and rows to FILE"
+    )
+    parser.add_argument(
+        "--case",
+        choices=tuple(f"startup-{kind}" for kind in STARTUP_KINDS),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--n", type=int, default=FULL.startup_n, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-file", help=argparse.SUPPRESS)
     args = parser.parse_args(arguments[1:])
     logging.disable(logging.CRITICAL)
 
     if args.case is not None:
-        print(json.dumps(startup_case(args.case.removeprefix("startup-"), args.n)))
+        kind = args.case.removeprefix("startup-")
+        print(json.dumps(startup_case(kind, args.n, args.baseline_file)))
         return 0
 
     sizes = QUICK if args.quick else FULL
-    print(header(arguments, sizes), flush=True)
+    baseline = load_baseline(args.baseline)
+    context = Context(sizes, baseline)
+    fields = header(arguments, sizes, baseline)
+    print("supervisor.py benchmarks: this module against bare threads and the baseline module")
+    for key, value in fields.items():
+        print(f"{key + ':':<10}{value}")
+    print(flush=True)
     rows: list[Row] = []
     began = perf_counter()
     for number in args.figures:
         name, bench = FIGURES[number]
         figure_began = perf_counter()
-        rows.extend(bench(sizes))
+        rows.extend(bench(context))
         elapsed = perf_counter() - figure_began
         print(f"  ran {number}. {name} in {elapsed:.1f} s", file=sys.stderr, flush=True)
-    print()
+    total = perf_counter() - began
     print(table(rows))
     print()
-    print(BASELINES)
-    print(f"\ntotal time: {perf_counter() - began:.1f} s; load at the end: {load_average()}")
+    print(BASELINES.replace("REV       ", f"{baseline.label:<10}", 1))
+    print(f"\ntotal time: {total:.1f} s; load at the end: {load_average()}")
+    if args.json is not None:
+        record = {**fields, "total_seconds": total, "rows": [row.record() for row in rows]}
+        args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"record written to {display_path(args.json)}")
     return 0
 
 
