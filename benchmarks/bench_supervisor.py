@@ -108,6 +108,7 @@ class Sizes:
     startup_repeats: int
     throughput_seconds: float
     throughput_rounds: int
+    throughput_ns: tuple[int, ...]  # 3a and 3b with N processes restarting at once
     delay_interval: float
     delay_restarts: int  # per round
     delay_rounds: int
@@ -134,6 +135,7 @@ FULL = Sizes(
     startup_repeats=3,
     throughput_seconds=0.5,
     throughput_rounds=5,
+    throughput_ns=(100, 1_000),
     delay_interval=0.010,
     delay_restarts=50,
     delay_rounds=4,
@@ -160,6 +162,7 @@ QUICK = Sizes(
     startup_repeats=1,
     throughput_seconds=0.1,
     throughput_rounds=3,
+    throughput_ns=(10,),
     delay_interval=0.010,
     delay_restarts=20,
     delay_rounds=2,
@@ -519,16 +522,22 @@ def noop() -> None:
 # 1. Shutdown latency (cooperative processes), and 8. processes slow to finish
 
 
-def shutdown_supervisor_once(impl: Impl, n: int, delay: float = 0.0) -> float:
-    """Seconds from shutdown() until the report, all n processes having returned."""
+def shutdown_supervisor_once(
+    impl: Impl, n: int, delay: float = 0.0, call_times: list[float] | None = None
+) -> float:
+    """Seconds from shutdown() until the report, all n processes having returned; the
+    time the shutdown() call itself took is appended to ``call_times``."""
     gate = EntryGate(n)
     sup = start_supervisor(impl, n, cooperative(gate, delay))
     try:
         gate.wait()
         began = perf_counter()
         sup.shutdown()
+        called = perf_counter()
         report = sup.wait_on_shutdown_signal(handle_signals=False)
         elapsed = perf_counter() - began
+        if call_times is not None:
+            call_times.append(called - began)
     finally:
         stop_supervisor(sup)
     if report.unfinished or len(report.finished) != n:
@@ -575,7 +584,11 @@ def bench_shutdown(context: Context) -> list[Row]:
     rows = []
     impls = context.impls
     for n, rounds in context.sizes.shutdown_cases:
-        contestants = [settled(partial(shutdown_supervisor_once, impl, n)) for impl in impls]
+        calls: list[list[float]] = [[] for _ in impls]
+        contestants = [
+            settled(partial(shutdown_supervisor_once, impl, n, 0.0, calls[i]))
+            for i, impl in enumerate(impls)
+        ]
         contestants.append(settled(partial(shutdown_bare_once, n)))
         contestants.append(settled(partial(shutdown_bare_once, n, one_at_a_time=True)))
         results = [[t * 1e3 for t in times] for times in interleave(rounds, contestants)]
@@ -593,6 +606,10 @@ def bench_shutdown(context: Context) -> list[Row]:
             )
         )
         rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+        if big:  # where the time goes: the shutdown() call (setting the signals) itself
+            calls_ms = [[t * 1e3 for t in times] for times in calls]
+            call_label = f"1. shutdown, N={n:,}: the shutdown() call alone (ms)"
+            rows += versus_baseline(context, call_label, calls_ms, NO_TARGET, ",.3f")
     return rows
 
 
@@ -781,12 +798,19 @@ class RunCounter:
 
     def rate(self, seconds: float) -> float:
         """Runs per second over ``seconds``, counted from the first run on."""
-        if not self.first.wait(LONG):
-            raise RuntimeError("the process never ran")
-        runs_before, began = self.runs, perf_counter()
-        time.sleep(seconds)
-        runs_after, ended = self.runs, perf_counter()
-        return (runs_after - runs_before) / (ended - began)
+        return total_rate([self], seconds)
+
+
+def total_rate(counters: Sequence[RunCounter], seconds: float) -> float:
+    """Runs per second of all the counters together over ``seconds``, counted once each
+    has run."""
+    for counter in counters:
+        if not counter.first.wait(LONG):
+            raise RuntimeError("a process never ran")
+    runs_before, began = sum(c.runs for c in counters), perf_counter()
+    time.sleep(seconds)
+    runs_after, ended = sum(c.runs for c in counters), perf_counter()
+    return (runs_after - runs_before) / (ended - began)
 
 
 def failing_process(counter: RunCounter, *, raises: bool) -> ProcessFunc:
@@ -809,16 +833,19 @@ def ignore_event(event: SupervisorEvent) -> None:
     return None
 
 
-def supervised_rate(impl: Impl, seconds: float, *, raises: bool, hook: bool) -> float:
-    counter = RunCounter()
+def supervised_rate(impl: Impl, seconds: float, *, raises: bool, hook: bool, n: int = 1) -> float:
+    """Restarts per second of n failing processes together (each counts its own runs)."""
+    counters = [RunCounter() for _ in range(n)]
     if raises:
         options = impl.option(recover_interval=0, recover_count=HUGE_COUNT, is_fatal=False)
     else:
         options = impl.option(retry_interval=0, retry_count=HUGE_COUNT, is_fatal=False)
-    process = failing_process(counter, raises=raises)
-    sup = start_supervisor(impl, 1, process, options, on_event=ignore_event if hook else None)
+    sup = impl.supervisor(ignore_event if hook else None)
+    for i, counter in enumerate(counters):
+        sup.register(f"p{i}", failing_process(counter, raises=raises), options)
+    sup.start()
     try:
-        return counter.rate(seconds)
+        return total_rate(counters, seconds)
     finally:
         stop_supervisor(sup)
 
@@ -846,18 +873,25 @@ def bare_return_loop(stop: threading.Event, process: ProcessFunc) -> BaseExcepti
     return last_error
 
 
-def bare_rate(seconds: float, *, raises: bool) -> float:
-    counter = RunCounter()
+def bare_rate(seconds: float, *, raises: bool, n: int = 1) -> float:
+    """Runs per second of n bare loops together, each in its own thread."""
+    counters = [RunCounter() for _ in range(n)]
     stop = threading.Event()
     loop = bare_raise_loop if raises else bare_return_loop
-    process = failing_process(counter, raises=raises)
-    thread = threading.Thread(target=loop, args=(stop, process), daemon=True)
-    thread.start()
+    threads = [
+        threading.Thread(
+            target=loop, args=(stop, failing_process(counter, raises=raises)), daemon=True
+        )
+        for counter in counters
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        return counter.rate(seconds)
+        return total_rate(counters, seconds)
     finally:
         stop.set()
-        thread.join(LONG)
+        for thread in threads:
+            thread.join(LONG)
 
 
 def bench_throughput(context: Context) -> list[Row]:
@@ -871,7 +905,7 @@ def bench_throughput(context: Context) -> list[Row]:
     ]
     rows = []
     for figure, raises, hook, factor in cases:
-        contestants = [
+        contestants: list[Callable[[], float]] = [
             partial(supervised_rate, impl, seconds, raises=raises, hook=hook)
             for impl in context.impls
         ]
@@ -889,6 +923,21 @@ def bench_throughput(context: Context) -> list[Row]:
                 ",.0f",
             )
         )
+    # The same with N processes restarting at once: the supervisor's shared state (its
+    # lock) and the GIL; the bare loops, one thread each, share only the GIL.
+    for n in context.sizes.throughput_ns:
+        for figure, raises in (("3a", True), ("3b", False)):
+            contestants = [
+                settled(partial(supervised_rate, impl, seconds, raises=raises, hook=False, n=n))
+                for impl in context.impls
+            ]
+            contestants.append(settled(partial(bare_rate, seconds, raises=raises, n=n)))
+            results = interleave(rounds, contestants)
+            name = f"{figure}. restarts/s, N={n:,} processes together ({runs_label(rounds)})"
+            rows += versus_baseline(context, name, results, NO_TARGET, ",.0f")
+            rows.append(
+                Row(name, median(results[0]), median(results[-1]), "bare loops", fmt=",.0f")
+            )
     return rows
 
 
@@ -1147,7 +1196,8 @@ class TupleCopy:
         self.records: list[PlainRecord] = []
 
     def grow(self, n: int) -> None:
-        state = THIS.module.ProcessLifecycle.RUNNING
+        lifecycle = getattr(THIS.module, "ProcessLifecycle", None)
+        state = getattr(lifecycle, "RUNNING", "running")
         with self.lock:
             for i in range(len(self.records), n):
                 self.records.append(PlainRecord(f"p{i}", state, f"p{i}"))
@@ -1307,8 +1357,11 @@ def bench_heartbeat(context: Context) -> list[Row]:
         rows.append(Row(outside, median(beats), median(noops), "no-op call", fmt=",.1f"))
     except Exception as exc:
         rows.append(unavailable(outside, "no-op call", f"raises {type(exc).__name__}"))
-    beats, noops = beat_in_process(THIS, beat, calls, rounds)
-    rows.append(Row(inside, median(beats), median(noops), "no-op call", fmt=",.1f"))
+    try:
+        beats, noops = beat_in_process(THIS, beat, calls, rounds)
+        rows.append(Row(inside, median(beats), median(noops), "no-op call", fmt=",.1f"))
+    except Exception as exc:
+        rows.append(unavailable(inside, "no-op call", f"raises {type(exc).__name__}"))
     return rows
 
 
@@ -1412,7 +1465,8 @@ Baselines ("vs"), each measured in the same run, in interleaved rounds:
              whole process.
   1-by-1     1: the same bare threads, but set one Event and join its thread before the next.
   bare loop  3: one thread calling the same process function in a loop: try/except for 3a and
-             3c, a check of the returned error for 3b and 3d; no supervisor.
+             3c, a check of the returned error for 3b and 3d; no supervisor. "bare loops": N
+             such threads at once.
   threading  6: `python -X importtime -c "import threading"` (self and cumulative, from its
              .pyc); supervisor is imported from a scratch copy, from a .pyc ("cached") and
              compiled from source on each import (python -B).
