@@ -153,7 +153,7 @@ T = TypeVar("T")
 
 @pytest.fixture(autouse=True)
 def no_thread_left_behind() -> Iterator[None]:
-    """Every thread a test starts has ended when it is over (after a short join)."""
+    """Every thread a test starts has ended when it is over (all joined within BOUND)."""
     before = set(threading.enumerate())
     yield
     alive = join_all([t for t in threading.enumerate() if t not in before])
