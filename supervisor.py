@@ -1,7 +1,24 @@
 # supervisor.py - an in-process supervisor for long-running work on threads.
-# Copyright (c) 2026 the supervisor.py authors. MIT License: use, copy, modify and
-# distribute freely, keeping this notice; provided "as is", without warranty of any kind.
-# Project: https://pypi.org/project/supervisor-py/  (copy this one file into your tree)
+#
+# Copyright (c) 2026 the supervisor.py authors
+#
+# Permission is hereby granted, free of charge, to any person obtaining a copy
+# of this software and associated documentation files (the "Software"), to deal
+# in the Software without restriction, including without limitation the rights
+# to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+# copies of the Software, and to permit persons to whom the Software is
+# furnished to do so, subject to the following conditions:
+#
+# The above copyright notice and this permission notice shall be included in all
+# copies or substantial portions of the Software.
+#
+# THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+# IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+# FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+# AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+# LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+# OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+# SOFTWARE.
 """Restart, retry and gracefully stop long-running functions running on threads.
 
 A Python port of a Go supervisor package, with its bugs fixed. Each registered
@@ -18,8 +35,8 @@ The process-function contract (:data:`ProcessFunc`)::
         return None                          # None: ended (gracefully)
 
 - return ``None``: the process has ended for good (during shutdown: gracefully);
-- return an exception: an error; the process is retried (``retry_count``);
-- raise: a crash ("panic"); the process is recovered (``recover_count``).
+- return an exception: it failed; it is retried (``retry_count``);
+- raise: it crashed; it is recovered (``recover_count``).
 
 Example (runs as it is; press Ctrl-C to stop it)::
 
@@ -39,9 +56,11 @@ Example (runs as it is; press Ctrl-C to stop it)::
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import enum
+import inspect
 import logging
 import math
 import queue
@@ -53,43 +72,22 @@ import threading
 import time
 import traceback
 import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal, Protocol, TypeAlias
 
 __all__ = [
-    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
-    "EXIT_FATAL",
-    "EXIT_OK",
-    "EXIT_UNFINISHED",
-    "LOG_NS_SUPERVISOR",
-    "PROCESS_RECOVER_COUNT",
-    "PROCESS_RECOVER_INTERVAL",
-    "PROCESS_RETRY_COUNT",
-    "PROCESS_RETRY_INTERVAL",
-    "DoNotRestart",
-    "ProcessFailed",
-    "ProcessFunc",
-    "ProcessGaveUp",
-    "ProcessLifecycle",
-    "ProcessOption",
-    "ProcessStarted",
-    "ProcessStatus",
-    "ProcessStopped",
-    "ProcessWaiting",
-    "ShutdownCause",
-    "ShutdownFinished",
-    "ShutdownOrder",
-    "ShutdownReport",
-    "ShutdownStarted",
-    "Supervisor",
-    "SupervisorEvent",
-    "SupervisorFailed",
-    "TerminateChannel",
-    "TerminateSupervisor",
-    "UnknownProcessError",
+    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT", "EXIT_FATAL", "EXIT_OK", "EXIT_UNFINISHED",
+    "LOG_NS_SUPERVISOR", "PROCESS_RECOVER_COUNT", "PROCESS_RECOVER_INTERVAL",
+    "PROCESS_RETRY_COUNT", "PROCESS_RETRY_INTERVAL", "DoNotRestart", "ExitCode",
+    "GroupRestart", "ProcessFailed", "ProcessFunc", "ProcessGaveUp", "ProcessLifecycle",
+    "ProcessOption", "ProcessStarted", "ProcessStatus", "ProcessStopped", "ProcessWaiting",
+    "RestartStrategy", "ShutdownCause", "ShutdownFinished", "ShutdownOrder", "ShutdownReport",
+    "ShutdownStarted", "Supervisor", "SupervisorEvent", "SupervisorFailed", "TerminateChannel",
+    "TerminateSupervisor", "UnknownProcessError",
 ]
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 # ---------------------------------------------------------------------------
 # Constants (the Go package's, durations in float seconds)
@@ -101,14 +99,24 @@ PROCESS_RECOVER_INTERVAL: Final = 2.0
 DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Final = 5.0
 LOG_NS_SUPERVISOR: Final = "supervisor"
 
-EXIT_OK: Final = 0
-"""Exit code: a signal or a request stopped the supervisor and every process finished."""
-EXIT_FATAL: Final = 1
-"""Exit code: a fatal process ended, or a process raised/returned TerminateSupervisor."""
-EXIT_UNFINISHED: Final = 2
-"""Exit code: a signal or a request stopped the supervisor, but a process did not finish."""
+
+class ExitCode(enum.IntEnum):
+    """The exit code a program should end with: :attr:`ShutdownReport.exit_code`."""
+
+    OK = 0
+    """A signal or a request stopped the supervisor and every process finished."""
+    FATAL = 1
+    """A fatal process ended, a process asked to terminate, or restarts hit their limit."""
+    UNFINISHED = 2
+    """A signal or a request stopped the supervisor, but a process did not finish."""
+
+
+EXIT_OK: Final = ExitCode.OK
+EXIT_FATAL: Final = ExitCode.FATAL
+EXIT_UNFINISHED: Final = ExitCode.UNFINISHED
 
 _SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+_MAX_WAIT: Final = threading.TIMEOUT_MAX  # no wait can be longer
 _SignalHandler: TypeAlias = "Callable[[int, types.FrameType | None], object] | int | None"
 
 # ---------------------------------------------------------------------------
@@ -127,7 +135,7 @@ class TerminateSupervisor(Exception):
     """Raise or return this from a process to shut the whole supervisor down.
 
     It works whatever the process's options say; the report's ``cause`` is
-    :attr:`ShutdownCause.TERMINATE_REQUESTED` and its ``exit_code`` is :data:`EXIT_FATAL`.
+    :attr:`ShutdownCause.TERMINATE_REQUESTED` and its ``exit_code`` is ``ExitCode.FATAL``.
     """
 
 
@@ -160,6 +168,8 @@ class ProcessLifecycle(enum.Enum):
     """It returned an error and waits ``retry_interval`` (with backoff) to run again."""
     WAITING_TO_RECOVER = "waiting to recover"
     """It raised and waits ``recover_interval`` (with backoff) to run again."""
+    RESTARTING = "restarting"
+    """Another process failed and this one is stopped to restart with it (a strategy)."""
     FINISHED = "finished"
     """It returned for good: None, DoNotRestart, TerminateSupervisor, or at shutdown."""
     FAILED = "failed"
@@ -175,6 +185,7 @@ class ShutdownCause(enum.Enum):
     REQUEST = "request"
     FATAL_PROCESS = "fatal process"
     TERMINATE_REQUESTED = "terminate requested"
+    RESTART_LIMIT = "restart limit"
 
 
 ShutdownOrder: TypeAlias = Literal["parallel", "reverse"]
@@ -182,7 +193,14 @@ ShutdownOrder: TypeAlias = Literal["parallel", "reverse"]
 reverse registration order, each after every later process has returned (or the
 shutdown timeout has run out)."""
 
-_SHUTDOWN_ORDERS: Final = ("parallel", "reverse")
+RestartStrategy: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one"]
+"""Which processes restart when one fails and will run again (Erlang/OTP's names):
+``"one_for_one"`` only that one; ``"one_for_all"`` every process; ``"rest_for_one"``
+that one and every process registered after it."""
+
+_FINAL: Final = frozenset(
+    {ProcessLifecycle.FINISHED, ProcessLifecycle.FAILED, ProcessLifecycle.REMOVED}
+)
 
 # ---------------------------------------------------------------------------
 # Public types
@@ -214,7 +232,8 @@ class ProcessOption:
     """How one process is retried and recovered. Every default is Go's ``defaultOptions``.
 
     Fields not given keep their defaults. Durations are seconds (int or float, finite,
-    non-negative); a bad field raises ``TypeError`` or ``ValueError`` naming it.
+    non-negative) and are stored as floats; a bad field raises ``TypeError`` or
+    ``ValueError`` naming it and the value.
 
     - ``recover``: run the process again after it raises.
     - ``recover_interval``: wait before a recovery.
@@ -223,7 +242,7 @@ class ProcessOption:
     - ``retry_count``: attempts in one retry budget (>= 1), the first included.
     - ``retry_interval``: wait between two attempts (none after the last).
     - ``is_fatal``: shut the supervisor down when this process ends for good outside a
-      shutdown (returns None, or gives up).
+      shutdown (returns None, or gives up). One-shot work wants ``is_fatal=False``.
     - ``backoff_factor``: each consecutive wait is this many times the previous one
       (>= 1; 1.0 keeps fixed intervals).
     - ``max_interval``: a cap on every wait (None: no cap; not below either interval).
@@ -245,27 +264,30 @@ class ProcessOption:
     reset_after: float | None = None
 
     def __post_init__(self) -> None:
-        _check_bool("recover", self.recover)
-        _check_bool("is_fatal", self.is_fatal)
-        _check_count("recover_count", self.recover_count, minimum=0)
-        _check_count("retry_count", self.retry_count, minimum=1)
-        _check_duration("recover_interval", self.recover_interval)
-        _check_duration("retry_interval", self.retry_interval)
-        if _check_number("backoff_factor", self.backoff_factor) < 1.0:
-            raise ValueError(
-                f"ProcessOption.backoff_factor must be >= 1, got {self.backoff_factor!r}"
-            )
-        if not 0.0 <= _check_number("jitter", self.jitter) <= 1.0:
-            raise ValueError(f"ProcessOption.jitter must be between 0 and 1, got {self.jitter!r}")
-        if self.max_interval is not None:
-            floor = max(self.retry_interval, self.recover_interval)
-            if _check_duration("max_interval", self.max_interval) < floor:
-                raise ValueError(
-                    f"ProcessOption.max_interval must not be below retry_interval or "
-                    f"recover_interval ({floor!r}), got {self.max_interval!r}"
-                )
-        if self.reset_after is not None:
-            _check_duration("reset_after", self.reset_after)
+        for field in ("recover", "is_fatal"):
+            if not isinstance(value := getattr(self, field), bool):
+                raise TypeError(f"ProcessOption.{field} must be a bool, got {_describe(value)}")
+        _check_count("ProcessOption.recover_count", self.recover_count, 0)
+        _check_count("ProcessOption.retry_count", self.retry_count, 1)
+        for field, low, high in _NUMBER_FIELDS:
+            if (value := getattr(self, field)) is not None or field in _REQUIRED_FIELDS:
+                number = _check_number(f"ProcessOption.{field}", value, low, high)
+                object.__setattr__(self, field, number)  # stored as a float
+        for field, default in (("retry_interval", PROCESS_RETRY_INTERVAL),
+                               ("recover_interval", PROCESS_RECOVER_INTERVAL)):
+            interval, cap = getattr(self, field), self.max_interval
+            if cap is not None and cap < interval:
+                given = f"{interval!r}, the default" if interval == default else repr(interval)
+                raise ValueError(f"ProcessOption.max_interval ({cap!r}) is below {field} ({given}):"
+                                 f" give {field} at most {cap!r}, or a larger max_interval")
+
+
+_NUMBER_FIELDS: Final = (
+    ("recover_interval", 0.0, _MAX_WAIT), ("retry_interval", 0.0, _MAX_WAIT),
+    ("backoff_factor", 1.0, math.inf), ("jitter", 0.0, 1.0), ("max_interval", 0.0, _MAX_WAIT),
+    ("reset_after", 0.0, _MAX_WAIT),
+)
+_REQUIRED_FIELDS: Final = ("recover_interval", "retry_interval", "backoff_factor", "jitter")
 
 
 # ---------------------------------------------------------------------------
@@ -319,6 +341,15 @@ class ProcessStopped:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class GroupRestart:
+    """``process_name`` failed, and the processes in ``restarting`` (in registration
+    order) are stopped to run again with it, as the restart strategy says."""
+
+    process_name: str
+    restarting: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ShutdownStarted:
     """A shutdown began; ``reason`` is the report's."""
 
@@ -339,6 +370,7 @@ SupervisorEvent: TypeAlias = (
     | ProcessWaiting
     | ProcessGaveUp
     | ProcessStopped
+    | GroupRestart
     | ShutdownStarted
     | ShutdownFinished
 )
@@ -371,12 +403,12 @@ class ShutdownReport:
       and ``error`` give its details where they apply.
     - ``finished``: every process whose function has returned for good (or never ran),
       in registration order, including those that ended before the shutdown.
-    - ``unfinished``: every process still running when the wait ended; ``stacks`` maps
-      each to its thread's current stack.
+    - ``unfinished``: every process whose function was still running when the wait
+      ended; ``stacks`` maps each to the stack of its function.
     - ``duration``: seconds from the start of the shutdown to this report.
-    - ``exit_code``: :data:`EXIT_FATAL` (1) if a fatal process or TerminateSupervisor
-      caused the shutdown, else :data:`EXIT_UNFINISHED` (2) if a process did not finish,
-      else :data:`EXIT_OK` (0).
+    - ``exit_code``: ``ExitCode.FATAL`` (1) if a fatal process, TerminateSupervisor or
+      the restart limit caused the shutdown, else ``ExitCode.UNFINISHED`` (2) if a
+      process did not finish, else ``ExitCode.OK`` (0).
     """
 
     reason: str
@@ -384,7 +416,7 @@ class ShutdownReport:
     finished: tuple[str, ...]
     unfinished: tuple[str, ...]
     duration: float
-    exit_code: int
+    exit_code: ExitCode
     process_name: str | None = None
     signal_number: int | None = None
     error: BaseException | None = None
@@ -404,155 +436,131 @@ class Supervisor:
     :data:`SupervisorEvent`; it is called outside the lock, and an exception in it is
     logged and ignored. ``shutdown_order`` is ``"parallel"`` or ``"reverse"``.
 
+    ``strategy`` says which processes restart with a failed one (:data:`RestartStrategy`).
+    ``max_restarts`` (None: no limit) and ``max_seconds`` are the restart intensity: a
+    restart that would make more than ``max_restarts`` within ``max_seconds`` shuts the
+    supervisor down instead (``ShutdownCause.RESTART_LIMIT``).
+
     All methods are thread-safe. :meth:`wait_on_shutdown_signal` is meant for the main
-    thread, which owns signal handling.
+    thread, which owns signal handling. Tests may replace ``_clock`` (which times runs
+    and the restart window) and ``_random`` (which draws the jitter).
     """
 
     def __init__(
-        self,
-        shutdown_timeout: float = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
-        logger: logging.Logger | None = None,
-        *,
+        self, shutdown_timeout: float = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+        logger: logging.Logger | None = None, *,
         on_event: Callable[[SupervisorEvent], object] | None = None,
-        shutdown_order: ShutdownOrder = "parallel",
+        shutdown_order: ShutdownOrder = "parallel", strategy: RestartStrategy = "one_for_one",
+        max_restarts: int | None = None, max_seconds: float = 5.0,
     ) -> None:
-        if _check_duration("shutdown_timeout", shutdown_timeout, owner="Supervisor") == 0:
-            shutdown_timeout = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+        timeout = _check_number("Supervisor.shutdown_timeout", shutdown_timeout)
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"Supervisor.logger must be a logging.Logger or None, got {logger!r}")
         if on_event is not None and not callable(on_event):
             raise TypeError(f"Supervisor.on_event must be callable or None, got {on_event!r}")
-        if shutdown_order not in _SHUTDOWN_ORDERS:
-            raise ValueError(
-                f"Supervisor.shutdown_order must be 'parallel' or 'reverse', got {shutdown_order!r}"
-            )
-        self._shutdown_timeout = float(shutdown_timeout)
-        self._logger = (
-            logging.getLogger(LOG_NS_SUPERVISOR)
-            if logger is None
-            else logger.getChild(LOG_NS_SUPERVISOR)
-        )
-        self._on_event = on_event
-        self._shutdown_order = shutdown_order
-        self._random = random.Random()
-        self._terminate_channel = _TerminateChannel(self)
-        # Wakes the thread in wait_on_shutdown_signal: a signal number (from the signal
-        # relay thread), or None to say "look again" (a shutdown began, or the last
-        # running process returned).
+        _check_choice("Supervisor.shutdown_order", shutdown_order, typing.get_args(ShutdownOrder))
+        _check_choice("Supervisor.strategy", strategy, typing.get_args(RestartStrategy))
+        if max_restarts is not None:
+            _check_count("Supervisor.max_restarts", max_restarts, 0)
+        self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, low=1e-9)
+        self._max_restarts, self._strategy = max_restarts, strategy
+        self._shutdown_timeout = timeout or DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
+        self._logger = (logger or logging.getLogger()).getChild(LOG_NS_SUPERVISOR)
+        self._on_event, self._shutdown_order = on_event, shutdown_order
+        self._clock = time.monotonic  # seams for tests: simulated time and chance
+        self._random = random.Random().random
+        self._channel = types.SimpleNamespace(put=self._announce)  # the terminate channel
+        # Wakes the waiting thread: a signal number, or None for "look again".
         self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-
-        # _start_lock is held from launching a thread (under _lock) until it has started,
-        # so that nobody joins a thread that is not started yet. Taken before _lock.
-        self._start_lock = threading.Lock()
-        # _lock guards every field below and every _Process record's mutable fields. It is
-        # reentrant so that shutdown() works from a signal handler, which runs on the main
-        # thread between two bytecodes, perhaps while that thread holds the lock.
+        # The first shutdown stored here is the one: setdefault claims it in one step
+        # that a signal handler running on the same thread cannot split.
+        self._claims: dict[str, _Shutdown] = {}
+        # _lock guards every field below and each _Process's mutable fields. It is
+        # reentrant because a signal handler may call shutdown() on a thread that holds it.
         self._lock = threading.RLock()
         self._processes: dict[str, _Process] = {}  # in registration order
-        self._started = False
-        self._running = 0  # threads of current records that have not returned yet
-        self._shutdown: _Shutdown | None = None  # set once, when the shutdown begins
-        self._report: ShutdownReport | None = None
+        self._phase = _Phase.NOT_STARTED
+        self._running = 0  # supervision loops that have not ended
         self._waiting = False  # a thread is inside wait_on_shutdown_signal
+        self._report: ShutdownReport | None = None
+        self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
 
     def __repr__(self) -> str:
-        # Reads without the lock: error messages raised under the lock use repr().
-        if self._report is not None:
-            phase = "stopped"
-        elif self._shutdown is not None:
-            phase = "shutting down"
-        else:
-            phase = "running" if self._started else "not started"
-        return f"<Supervisor {phase}, {len(self._processes)} processes>"
+        return f"<Supervisor {self._phase.value}, {len(self._processes)} processes>"
 
     # -- registration and start ---------------------------------------------
 
-    def register(
-        self, name: str, process: ProcessFunc, options: ProcessOption | None = None
-    ) -> None:
+    def register(self, name: str, process: ProcessFunc, options: ProcessOption | None = None
+                 ) -> None:
         """Add a process; once :meth:`start` has run, it starts at once.
 
         Raises ``TypeError`` or ``ValueError`` for a name that is not a non-empty str,
         a name already registered (a removed process's name may be reused once it has
-        returned), a process that is not callable, or options that are not a
+        returned), a process that cannot be called as ``process(finish_signal,
+        process_name, terminate_channel)``, or options that are not a
         :class:`ProcessOption`; ``RuntimeError`` once the shutdown has begun.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"process name must be a str, got {name!r}")
-        if not name.strip():
-            raise ValueError(f"process name must not be empty, got {name!r}")
-        if not callable(process):
-            raise TypeError(f"process {name!r} must be callable, got {process!r}")
+        _check_name(name)
+        _check_process(name, process)
         if options is None:
             options = ProcessOption()
         elif not isinstance(options, ProcessOption):
             raise TypeError(f"options for {name!r} must be a ProcessOption, got {options!r}")
-        record = _Process(name, process, options)
-        with self._start_lock:
-            with self._lock:
-                if self._shutdown is not None:
-                    raise RuntimeError(f"{self!r} is shutting down; cannot register {name!r}")
-                existing = self._processes.get(name)
-                if existing is not None:
-                    if existing.state is not ProcessLifecycle.REMOVED or existing.running:
-                        raise ValueError(f"process name {name!r} is already registered")
-                    del self._processes[name]  # a re-registered name goes last in the order
-                self._processes[name] = record
-                if self._started:
-                    self._launch_locked(record)
-            self._start_threads([record])
+        with self._lock:
+            if self._claims or self._phase is _Phase.STOPPED:
+                raise RuntimeError(f"{self!r} is shutting down; cannot register {name!r}")
+            existing = self._processes.get(name)
+            if existing is not None and existing.state is not ProcessLifecycle.REMOVED:
+                raise ValueError(f"process name {name!r} is already registered")
+            self._processes.pop(name, None)  # a re-registered name goes last in the order
+            proc = self._processes[name] = _Process(name, process, options, self._clock())
+            if self._phase is _Phase.RUNNING:
+                self._launch([proc])
 
     def start(self) -> None:
         """Start a thread for each registered process.
 
-        Raises ``RuntimeError`` if called twice. After a shutdown has begun it starts
-        nothing (a warning is logged), so a ``start()`` racing ``shutdown()`` is safe.
+        Raises ``RuntimeError`` if the supervisor is running already. After a shutdown
+        has begun it starts nothing (a warning is logged), so a ``start()`` racing
+        ``shutdown()`` is safe. If the OS refuses a thread, that process and those after
+        it fail without running, and the error is raised.
         """
-        with self._start_lock:
-            with self._lock:
-                if self._started:
-                    raise RuntimeError(f"{self!r} was already started")
-                self._started = True
-                stopping = self._shutdown is not None
-                records = [] if stopping else list(self._processes.values())
-                for record in records:
-                    self._launch_locked(record)
-            self._start_threads(records)
+        with self._lock:
+            if self._phase is _Phase.RUNNING:
+                raise RuntimeError(f"{self!r} was already started")
+            stopping = bool(self._claims) or self._phase is not _Phase.NOT_STARTED
+            if not stopping:
+                self._phase = _Phase.RUNNING
+                self._launch(list(self._processes.values()))
         if stopping:
-            self._log(logging.WARNING, "supervisor is shutting down; no process started")
+            self._log(logging.WARNING, "start() after the shutdown began: no process started")
 
-    def _start_threads(self, records: list[_Process]) -> None:
-        """Start the launched threads; if the OS refuses one, that process and the ones
-        after it never run: they fail, so that nothing waits for them."""
-        for index, record in enumerate(records):
+    def _launch(self, procs: list[_Process]) -> None:
+        """Start a thread for each process, under the lock (so every thread that exists
+        has started); a thread the OS refuses fails its process and those after it."""
+        for index, proc in enumerate(procs):
+            if proc.state is ProcessLifecycle.REMOVED:
+                continue
+            thread = threading.Thread(target=self._supervise, args=(proc,), name=proc.name)
+            thread.daemon = True
             try:
-                record.start_thread()
+                thread.start()
             except BaseException as exc:
-                for unstarted in records[index:]:
-                    if unstarted.running:  # launched, so not a removed process
-                        with self._lock:
-                            unstarted.last_error = exc
-                            unstarted.enter(ProcessLifecycle.FAILED)
-                        self._process_returned(unstarted)
+                for refused in procs[index:]:
+                    refused.last_error = exc
+                    refused.enter(ProcessLifecycle.FAILED, self._clock())
                 raise
-
-    def _launch_locked(self, record: _Process) -> None:
-        if record.state is ProcessLifecycle.REMOVED:
-            return
-        record.thread = threading.Thread(
-            target=self._supervise, args=(record,), name=record.name, daemon=True
-        )
-        record.running = True
-        self._running += 1
+            proc.thread = thread
+            self._running += 1
 
     # -- shutdown -----------------------------------------------------------
 
     def shutdown(self) -> None:
         """Begin a graceful shutdown, as a signal does; never blocks.
 
-        Safe from any thread, a process included, and idempotent: only the first call
-        (or signal, or fatal process) counts. The report comes from
-        :meth:`wait_on_shutdown_signal`.
+        Safe from any thread, a process or a signal handler included, and idempotent:
+        only the first call (or signal, or fatal process) counts. Every process is told
+        at once; :meth:`wait_on_shutdown_signal` waits for them and returns the report.
         """
         self._begin_shutdown(ShutdownCause.REQUEST, "shutdown() was called")
 
@@ -564,7 +572,8 @@ class Supervisor:
         :meth:`shutdown`, or with the end of a fatal process. Every process's finish
         signal is then set, and this method returns as soon as every process has
         returned, or after ``shutdown_timeout`` at the latest; a second signal during
-        the shutdown stops the wait at once.
+        the shutdown stops the wait at once. Signals that arrive after that, until the
+        handlers are put back, are ignored: the shutdown they ask for has happened.
 
         Signal handlers can only be installed from the main thread: elsewhere this
         raises ``RuntimeError`` unless ``handle_signals=False``. It also raises
@@ -577,14 +586,14 @@ class Supervisor:
         with self._lock:
             if self._report is not None:
                 return self._report
-            if not self._started and self._shutdown is None:
+            if self._phase is _Phase.NOT_STARTED and not self._claims:
                 raise RuntimeError(f"{self!r}: call start() before wait_on_shutdown_signal()")
             if self._waiting:
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
             self._waiting = True
         try:
             with self._signal_handlers(handle_signals):
-                return self._wait_for_shutdown()
+                return self._wait()
         finally:
             with self._lock:
                 self._waiting = False
@@ -601,194 +610,157 @@ class Supervisor:
             self.start()
             return self.wait_on_shutdown_signal(handle_signals=False)
 
+    def _wait(self) -> ShutdownReport:
+        # 1. Wait for a reason to stop: a signal, shutdown(), or a process ending it all.
+        while (shutdown := self._claims.get("shutdown")) is None:
+            if (signum := self._wakeups.get()) is not None:
+                reason = f"received signal {signal.Signals(signum).name}"
+                self._begin_shutdown(ShutdownCause.SIGNAL, reason, signum)
+        # 2. Tell every process to finish (again: an interrupted shutdown() may not have).
+        with self._lock:
+            self._phase = _Phase.SHUTTING_DOWN
+            procs = list(self._processes.values())
+        in_turn = self._tell(procs)
+        reason, timeout = shutdown.reason(), self._shutdown_timeout
+        message = f"shutting down ({reason}): waiting up to {_seconds(timeout)} for "
+        message += _plural(self._running, "process")
+        self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
+        self._emit(ShutdownStarted(reason, shutdown.cause))
+        # 3. Wait for every process to return, until the deadline or a second signal.
+        self._wait_for_processes(shutdown, in_turn)
+        # 4. Report who finished and where the others are stuck.
+        return self._finish(shutdown, reason)
+
+    def _wait_for_processes(self, shutdown: _Shutdown, in_turn: list[_Process]) -> None:
+        """Wait until every process has returned; ``in_turn`` (reverse order) are told one
+        by one, each once the one before has returned or the deadline has passed."""
+        signals = int(shutdown.cause is ShutdownCause.SIGNAL)
+        current: _Process | None = None
+        while True:
+            late = time.monotonic() >= shutdown.deadline
+            while in_turn and (current is None or current.state in _FINAL or late):
+                current = in_turn.pop(0)
+                current.tell()
+            if self._running == 0 or late:
+                return
+            try:
+                signum = self._wakeups.get(timeout=shutdown.deadline - time.monotonic())
+            except queue.Empty:
+                continue
+            if signum is None:
+                continue
+            signals, name = signals + 1, signal.Signals(signum).name
+            if signals == 1:  # the shutdown had another cause: this signal asks again
+                message = f"received {name} while shutting down: still waiting for processes"
+                self._log(logging.INFO, message, signal=name)
+                continue
+            message = f"received {name} again: no longer waiting for processes"
+            return self._log(logging.WARNING, message, signal=name)
+
+    def _finish(self, shutdown: _Shutdown, reason: str) -> ShutdownReport:
+        with self._lock:
+            names = list(self._processes)
+            live = [(p.name, p.thread) for p in self._processes.values() if p.state not in _FINAL]
+        frames = sys._current_frames() if live else {}
+        stacks = {name: stack for name, thread in live if thread is not None
+                  and (stack := _function_stack(frames.get(thread.ident or 0)))}
+        exit_code = ExitCode.UNFINISHED if stacks else ExitCode.OK
+        if shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST):
+            exit_code = ExitCode.FATAL
+        report = ShutdownReport(
+            reason, shutdown.cause, tuple(n for n in names if n not in stacks), tuple(stacks),
+            time.monotonic() - shutdown.started_at, exit_code, shutdown.process_name,
+            shutdown.signal_number, shutdown.error, types.MappingProxyType(stacks),
+        )
+        within = f"within {_seconds(self._shutdown_timeout)}"
+        for name, stack in stacks.items():
+            message = f"process {name!r} did not finish {within}; it is stuck at:\n{stack.rstrip()}"
+            self._log(logging.ERROR, message, process_name=name, stack=stack)
+        if stacks:
+            message = f"{_plural(len(stacks), 'process')} did not finish {within}: " + ", ".join(
+                map(repr, stacks))
+        else:
+            message = f"{'all ' * (len(names) > 1)}{_plural(len(names), 'process')} finished in "
+            message += _seconds(report.duration)
+        level = logging.WARNING if stacks else logging.INFO
+        self._log(level, message, number_of_unfinished_processes=len(stacks))
+        with self._lock:
+            self._phase, self._report = _Phase.STOPPED, report
+        self._emit(ShutdownFinished(report))
+        return report
+
+    def _begin_shutdown(
+        self, cause: ShutdownCause, reason: str | None = None, signal_number: int | None = None,
+        proc: _Process | None = None, error: BaseException | None = None,
+    ) -> _Shutdown | None:
+        """Begin the shutdown, if it is the first: from now on no run starts, every
+        process is told and the waiting thread is woken. Without a ``reason``, the
+        caller gives it later to ``describe()``: describing may run user code."""
+        now, name = time.monotonic(), None if proc is None else proc.name
+        shutdown = _Shutdown(cause, now, now + self._shutdown_timeout, name, signal_number, error)
+        if self._claims.setdefault("shutdown", shutdown) is not shutdown:
+            return None
+        with self._lock:
+            if self._phase is not _Phase.STOPPED:
+                self._phase = _Phase.SHUTTING_DOWN
+            procs = list(self._processes.values())
+        self._tell(procs)
+        self._wakeups.put(None)
+        if reason is not None:
+            shutdown.describe(reason)
+        return shutdown
+
+    def _tell(self, procs: list[_Process]) -> list[_Process]:
+        """Tell every process to finish; in reverse order only those not running their
+        function, and return the others, last registered first, to be told in turn."""
+        running = ProcessLifecycle.RUNNING
+        in_turn = [p for p in reversed(procs) if p.state is running]
+        if self._shutdown_order == "parallel":
+            in_turn = []
+        for proc in procs:
+            if not in_turn or proc.state is not running:
+                proc.tell()
+        return in_turn
+
     @contextlib.contextmanager
     def _signal_handlers(self, install: bool) -> Iterator[None]:
         """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after.
 
-        Python runs a signal handler on the main thread only when that thread next runs
-        bytecode, which a thread blocked on a lock may never do when the signal went to
-        another thread. But Python's C-level handler writes the signal number to the
-        wake-up fd from whichever thread gets it, so a relay thread reads it from there.
-        The caller has checked that this is the main thread.
+        Our handlers go in first and come out last, and they only queue the signal, so
+        no KeyboardInterrupt can cut the swap short. A signal delivered to another thread
+        runs no Python handler until the main thread wakes up, so a relay thread wakes
+        it from the wake-up fd. The caller has checked that this is the main thread.
         """
         if not install:
             yield
             return
-        reader, writer = socket.socketpair()
-        writer.setblocking(False)
-        relay = threading.Thread(
-            target=self._relay_signals, args=(reader,), name="supervisor-signals", daemon=True
-        )
-        relay.start()
-        # The wake-up fd first: a signal before our handlers still reaches the old ones.
-        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         previous: dict[int, _SignalHandler] = {}
+        reader, writer = socket.socketpair()
+        relay = threading.Thread(target=self._relay, args=(reader,), name="supervisor-signals")
+        relay.daemon, previous_fd = True, None
         try:
             for signum in _SHUTDOWN_SIGNALS:
-                previous[signum] = signal.signal(signum, _leave_to_relay)
+                previous[signum] = signal.signal(signum, self._on_signal)
+            writer.setblocking(False)
+            relay.start()
+            previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
             yield
         finally:
-            # Our handlers go last, so that no KeyboardInterrupt from a restored handler
-            # can cut this short and leave the wake-up fd on a closed socket.
-            signal.set_wakeup_fd(previous_fd)
+            if previous_fd is not None:
+                signal.set_wakeup_fd(previous_fd)
             writer.close()  # the relay reads the end of the stream and returns
-            relay.join()
+            if relay.ident is not None:
+                relay.join()
             reader.close()
-            for number, handler in previous.items():
+            for number, handler in reversed(previous.items()):  # SIGINT last: it may raise
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
-    def _relay_signals(self, reader: socket.socket) -> None:
-        while data := reader.recv(64):
-            for signum in data:
-                if signum in _SHUTDOWN_SIGNALS:
-                    self._wakeups.put(signum)
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        self._wakeups.put(signum)
 
-    def _wait_for_shutdown(self) -> ShutdownReport:
-        # 1. Wait for a reason to stop: a signal, shutdown(), or a fatal process.
-        signals = 0
-        while (shutdown := self._current_shutdown()) is None:
-            wakeup = self._wakeups.get()
-            if wakeup is not None:
-                signals += 1
-                self._begin_shutdown(
-                    ShutdownCause.SIGNAL,
-                    f"received signal {signal.Signals(wakeup).name}",
-                    signal_number=wakeup,
-                )
-        # 2. Wait for every process to return, until the deadline or a second signal.
-        while not self._all_returned():
-            try:
-                wakeup = self._wakeups.get(timeout=max(0.0, shutdown.deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if wakeup is not None:
-                signals += 1
-                if signals == 1:  # the shutdown had another cause: this signal asks again
-                    self._log(
-                        logging.INFO,
-                        "signal received; the graceful shutdown goes on",
-                        signal=signal.Signals(wakeup).name,
-                    )
-                    continue
-                self._log(
-                    logging.WARNING,
-                    "second signal received; stop waiting for processes",
-                    signal=signal.Signals(wakeup).name,
-                )
-                break
-        # 3. Report who finished and where the others are stuck.
-        return self._finish_shutdown(shutdown)
-
-    def _current_shutdown(self) -> _Shutdown | None:
-        with self._lock:
-            return self._shutdown
-
-    def _all_returned(self) -> bool:
-        with self._lock:
-            return self._running == 0
-
-    def _begin_shutdown(
-        self,
-        cause: ShutdownCause,
-        reason: str,
-        *,
-        process_name: str | None = None,
-        signal_number: int | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if self._shutdown is not None:
-                return
-            records = list(self._processes.values())
-            stopper = (
-                None
-                if self._shutdown_order == "parallel"
-                else threading.Thread(
-                    target=_stop_in_reverse,
-                    args=(records, now + self._shutdown_timeout),
-                    name="supervisor-shutdown",
-                    daemon=True,
-                )
-            )
-            self._shutdown = _Shutdown(
-                cause,
-                reason,
-                now,
-                now + self._shutdown_timeout,
-                process_name,
-                signal_number,
-                error,
-                stopper,
-            )
-            # No run starts from now on (see _stopping_locked), so a process that is not
-            # running its function now can be told at once, even in reverse order: that
-            # ends its retry or recover wait.
-            idle = [r for r in records if r.state is not ProcessLifecycle.RUNNING]
-        self._log(logging.INFO, "shutdown all processes gracefully", reason=reason)
-        self._log(
-            logging.INFO,
-            "notify all processes (goroutines) to finish their jobs",
-            shutdown_timeout=self._shutdown_timeout,
-        )
-        if stopper is None:
-            for record in records:
-                record.finish_signal.set()
-        else:
-            for record in idle:
-                record.finish_signal.set()
-            try:
-                stopper.start()
-            except RuntimeError:  # no thread to spare: tell every process at once
-                for record in records:
-                    record.finish_signal.set()
-        self._wakeups.put(None)
-        self._emit(ShutdownStarted(reason, cause))
-
-    def _finish_shutdown(self, shutdown: _Shutdown) -> ShutdownReport:
-        with self._lock:
-            finished = tuple(r.name for r in self._processes.values() if not r.running)
-            stuck = [(r.name, r.thread) for r in self._processes.values() if r.running]
-        if not stuck and shutdown.stopper is not None and shutdown.stopper.ident is not None:
-            shutdown.stopper.join()  # every process has returned: it is on its way out
-        frames = sys._current_frames() if stuck else {}
-        stacks = {
-            name: "".join(traceback.format_stack(frames[thread.ident]))
-            for name, thread in stuck
-            if thread is not None and thread.ident in frames
-        }
-        if shutdown.cause in (ShutdownCause.FATAL_PROCESS, ShutdownCause.TERMINATE_REQUESTED):
-            exit_code = EXIT_FATAL
-        else:
-            exit_code = EXIT_UNFINISHED if stuck else EXIT_OK
-        report = ShutdownReport(
-            reason=shutdown.reason,
-            cause=shutdown.cause,
-            finished=finished,
-            unfinished=tuple(name for name, _ in stuck),
-            duration=time.monotonic() - shutdown.started_at,
-            exit_code=exit_code,
-            process_name=shutdown.process_name,
-            signal_number=shutdown.signal_number,
-            error=shutdown.error,
-            stacks=types.MappingProxyType(stacks),
-        )
-        for name, stack in stacks.items():
-            self._log(
-                logging.ERROR,
-                f"process did not finish in time: {name!r}, stuck at\n{stack.rstrip()}",
-                process_name=name,
-                stack=stack,
-            )
-        self._log(
-            logging.INFO,
-            "supervisor terminates its job.",
-            number_of_unfinished_processes=len(stuck),
-        )
-        with self._lock:
-            self._report = report  # only the one waiting thread gets here
-        self._emit(ShutdownFinished(report))
-        return report
+    def _relay(self, reader: socket.socket) -> None:
+        while reader.recv(64):
+            self._wakeups.put(None)
 
     # -- run-time changes and status ------------------------------------------
 
@@ -802,55 +774,33 @@ class Supervisor:
         that is not registered.
         """
         if not isinstance(name, str):
-            raise TypeError(f"process name must be a str, got {name!r}")
+            raise TypeError(f"process name must be a str, got {_describe(name)}")
         if timeout is not None:
-            _check_duration("timeout", timeout, owner="Supervisor.remove")
-        with self._start_lock, self._lock:
-            record = self._processes.get(name)
-            if record is None or record.state is ProcessLifecycle.REMOVED:
+            _check_number("Supervisor.remove.timeout", timeout)
+        with self._lock:
+            proc = self._processes.get(name)
+            if proc is None or proc.state is ProcessLifecycle.REMOVED:
                 raise UnknownProcessError(f"no process named {name!r} is registered")
-            record.removing = True
-            if not record.running:
-                record.enter(ProcessLifecycle.REMOVED)
-            thread = record.thread
-        record.finish_signal.set()
-        if thread is None or not thread.is_alive():
-            return True
-        if thread is threading.current_thread():
-            return False
+            proc.removing = True
+            if proc.thread is None or proc.state in _FINAL:
+                proc.enter(ProcessLifecycle.REMOVED, self._clock())
+            thread = proc.thread
+        proc.tell()
+        if thread is None or thread is threading.current_thread():
+            return thread is None
         thread.join(timeout)
         return not thread.is_alive()
 
     def status(self) -> Mapping[str, ProcessStatus]:
         """A consistent snapshot of every registered process, taken under the lock."""
         with self._lock:
-            rows = [
-                (
-                    r.name,
-                    r.state,
-                    r.attempt,
-                    r.recovered_num,
-                    r.restarts,
-                    r.last_error,
-                    r.since,
-                    r.thread,
-                )
-                for r in self._processes.values()
-            ]
-        # repr() may run user code, so it runs outside the lock.
-        return {
-            name: ProcessStatus(
-                name,
-                state,
-                attempt,
-                recovered,
-                restarts,
-                None if error is None else _safe_repr(error),
-                since,
-                None if thread is None else thread.name,
-            )
-            for name, state, attempt, recovered, restarts, error, since, thread in rows
-        }
+            rows = [(p.name, p.state, p.attempt, p.recovered_num, p.restarts, p.last_error,
+                     p.since, p.thread) for p in self._processes.values()]
+        # repr() of an error may run user code, so it runs outside the lock.
+        return {name: ProcessStatus(name, state, attempt, recovered, restarts,
+                                    None if error is None else _describe(error, 10_000), since,
+                                    None if thread is None else thread.name)
+                for name, state, attempt, recovered, restarts, error, since, thread in rows}
 
     # -- nesting --------------------------------------------------------------
 
@@ -860,10 +810,10 @@ class Supervisor:
         Each run starts this (child) supervisor afresh, its processes with fresh
         counters, and waits. When the parent sets the run's finish signal, the child
         shuts down gracefully (within its own ``shutdown_timeout``) and the run returns
-        None. When the child shuts itself down (a fatal process, TerminateSupervisor),
-        the run returns :class:`SupervisorFailed`, which the parent's policy handles.
-        The function must be run by a parent :class:`Supervisor`; the child must not be
-        started by other means.
+        None. When the child shuts itself down (a fatal process, TerminateSupervisor,
+        the restart limit), the run returns :class:`SupervisorFailed`, which the
+        parent's policy handles. The function must be run by a parent
+        :class:`Supervisor`; the child must not be started by other means.
         """
 
         def run_child_supervisor(
@@ -872,284 +822,270 @@ class Supervisor:
             if not isinstance(finish_signal, _FinishSignal):
                 raise TypeError("as_process() must be run by a Supervisor (its finish signal)")
             self._reset_for_rerun()
-            self.start()
             finish_signal.on_set = self.shutdown
             try:
                 if finish_signal.is_set():
                     self.shutdown()
-                report = self.wait_on_shutdown_signal(handle_signals=False)
+                try:
+                    self.start()
+                finally:  # a thread refused: stop and report the processes that did start
+                    report = self.wait_on_shutdown_signal(handle_signals=False)
             finally:
                 finish_signal.on_set = None
-            if report.cause is ShutdownCause.REQUEST:
-                return None
-            return SupervisorFailed(report)
+            return None if report.cause is ShutdownCause.REQUEST else SupervisorFailed(report)
 
         return run_child_supervisor
 
     def _reset_for_rerun(self) -> None:
         with self._lock:
-            if self._report is None:
-                if self._started or self._shutdown is not None:
+            if self._phase is not _Phase.STOPPED:
+                if self._phase is not _Phase.NOT_STARTED or self._claims:
                     raise RuntimeError(f"{self!r} is already running")
                 return
-            stuck = [name for name, r in self._processes.items() if r.running]
+            stuck = [name for name, p in self._processes.items() if p.state not in _FINAL]
             if stuck:  # a thread cannot be killed: never run a second copy beside it
                 raise RuntimeError(f"{self!r} cannot start afresh: {stuck} have not returned")
-            self._processes = {
-                name: _Process(name, r.function, r.options)
-                for name, r in self._processes.items()
-                if r.state is not ProcessLifecycle.REMOVED
-            }
-            self._started = False
-            self._running = 0
-            self._shutdown = None
-            self._report = None
-            self._wakeups = queue.SimpleQueue()
+            now = self._clock()
+            self._processes = {name: _Process(name, p.function, p.options, now)
+                               for name, p in self._processes.items()
+                               if p.state is not ProcessLifecycle.REMOVED}
+            self._phase, self._report, self._running = _Phase.NOT_STARTED, None, 0
+            self._claims, self._wakeups = {}, queue.SimpleQueue()
+            self._restart_times.clear()
 
     # -- the supervision loop (runs on each process's thread) ---------------------
 
-    def _supervise(self, record: _Process) -> None:
+    def _supervise(self, proc: _Process) -> None:
         try:
-            self._run_with_policy(record)
+            self._loop(proc)
         except BaseException as exc:  # a failure of supervision itself: never a silent end
-            self._log(
-                logging.CRITICAL, "supervision failed", process_name=record.name, exc_info=exc
-            )
-            self._give_up(record, exc, "don't try any more to restart the process")
-        finally:
-            self._process_returned(record)
+            message = f"supervision of process {proc.name!r} failed"
+            self._log(logging.CRITICAL, message, exc_info=exc, process_name=proc.name)
+            self._end(proc, _End.GAVE_UP, exc)
 
-    def _run_with_policy(self, record: _Process) -> None:
-        """Run the process again and again as its options say, until it ends for good."""
-        name, options, finish_signal = record.name, record.options, record.finish_signal
-        function, channel, lock = record.function, self._terminate_channel, self._lock
-        logger, hook = self._logger, self._on_event
-        # Enum members and the backoff are looked up once: this loop is the hot path.
-        running = ProcessLifecycle.RUNNING
-        waiting_to_retry = ProcessLifecycle.WAITING_TO_RETRY
-        waiting_to_recover = ProcessLifecycle.WAITING_TO_RECOVER
-        fixed_intervals = (
-            options.backoff_factor == 1.0 and not options.jitter and options.max_interval is None
-        )
-        runs = 0
-        attempt = 0  # attempts in the current retry budget
-        waits = 0  # consecutive waits since the last reset, for the backoff
+    def _loop(self, proc: _Process) -> None:
+        """Run the process again and again, as its options say, until it ends for good."""
+        name, options, function, channel = proc.name, proc.options, proc.function, self._channel
+        hook, logger, lock, clock = self._on_event, self._logger, self._lock, self._clock
+        attempt = recovered = waits = runs = 0  # the history that the restart policy reads
         while True:
-            attempt += 1
-            # Checked before and after each run: if ERROR is off, every level this loop
-            # logs at is off, and nothing is built for a line that is not logged.
-            logging_on = logger.isEnabledFor(logging.ERROR)
-            began = time.monotonic()
+            # 1. Start unless stopping (after a group restart, once the group may run again).
+            if proc.group is not None and not self._rejoin(proc):
+                return self._end(proc, _End.STOPPED, None)
             with lock:
-                # No run starts once a shutdown or a removal has begun.
-                if self._stopping_locked(record):
-                    break
-                record.restarts = runs  # every run but the first is a restart
-                record.attempt = attempt
-                record.state, record.since = running, began
-            runs += 1
+                if self._stopping(proc):
+                    return self._end(proc, _End.STOPPED, None)
+                attempt, runs = attempt + 1, runs + 1
+                proc.attempt, proc.restarts = attempt, runs - 1
+                proc.enter(ProcessLifecycle.RUNNING, began := clock())
+                finish_signal = proc.finish_signal
+            logging_on = logger.isEnabledFor(logging.ERROR)  # else every level here is off
             if logging_on:
-                self._log(logging.INFO, "execute process", process_name=name, attempt=attempt)
+                message = f"process {name!r} started (attempt {attempt} of {options.retry_count})"
+                self._log(logging.INFO, message, process_name=name, attempt=attempt)
             if hook is not None:
                 self._emit(ProcessStarted(name, attempt))
+            # 2. Run.
             try:
-                result = function(finish_signal, name, channel)
-            except BaseException as exc:  # a panic, whatever it is: never a silent end
-                error: BaseException = exc
-                panic = True
-            else:
-                if result is None:
-                    self._returned_none(record)
-                    return
-                panic = not isinstance(result, Exception)
-                error = (
-                    TypeError(
-                        f"process {name!r} returned {result!r}; expected None or an Exception"
-                    )
-                    if panic
-                    else result
-                )
-            if isinstance(error, (DoNotRestart, TerminateSupervisor)):
-                self._decided_to_end(record, error)
-                return
-            logging_on = logger.isEnabledFor(logging.ERROR)  # the run may have been long
-            if logging_on:
-                if panic:
-                    self._log(
-                        logging.ERROR,
-                        "recover from panic",
-                        process_name=name,
-                        attempt=attempt,
-                        error=error,
-                        exc_info=error,
-                    )
-                else:
-                    self._log(
-                        logging.ERROR,
-                        "failed to execute process",
-                        process_name=name,
-                        attempt=attempt,
-                        error=error,
-                    )
-            if hook is not None:
-                self._emit(ProcessFailed(name, attempt, error, panic))
-            # A shutdown or removal under way ends the process below (_give_up, or the
-            # check before the wait), before any counter changes.
-            # The counters change in the same locked step as the state, so that status()
-            # never shows a reset without its outcome. (Only this thread writes them.)
-            recovered = record.recovered_num
-            if options.reset_after is not None and time.monotonic() - began >= options.reset_after:
-                attempt, waits, recovered = 1, 0, 0
-            if panic:
-                if not options.recover or recovered >= options.recover_count:
-                    self._give_up(
-                        record, error, "don't try any more to restart the process", recovered
-                    )
-                    return
-                attempt = 0  # a recovery starts a fresh retry budget, as in Go
-                recovered += 1
-                state, delay = waiting_to_recover, options.recover_interval
-            else:
-                if attempt >= options.retry_count:
-                    self._give_up(record, error, "don't try any more to execute process", recovered)
-                    return
-                state, delay = waiting_to_retry, options.retry_interval
-            if not fixed_intervals:
-                delay = _backoff_delay(options, delay, waits, self._random.random)
-            waits += 1
+                error, raised = _outcome(name, function(finish_signal, name, channel))
+            except BaseException as exc:  # a crash, whatever it is: never a silent end
+                error, raised = exc, True
+            # 3. Sort the outcome and ask the policy, in one locked step with the state.
             with lock:
-                record.last_error = error
-                stopping = self._stopping_locked(record)
-                if not stopping:
-                    record.recovered_num = recovered
-                    record.state, record.since = state, time.monotonic()
-            if stopping:  # "reverse" order: its turn has not come, but no wait starts now
-                self._stop(record, error)
-                return
+                if proc.group is not None:  # stopped for a group restart: not an end, no failure
+                    continue
+                if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
+                    end: _End | None = _End.RETURNED
+                else:
+                    draw = self._random() if options.jitter else 0.0
+                    state, delay, attempt, recovered, waits = _restart_policy(
+                        options, attempt, recovered, waits, clock() - began, raised, draw)
+                    end = self._decide(proc, state, recovered, error)
+            if end is not _End.RETURNED and hook is not None and error is not None:
+                self._emit(ProcessFailed(name, proc.attempt, error, raised))
+            if end is not None:
+                return self._end(proc, end, error, raised)
+            assert error is not None
+            if logger.isEnabledFor(logging.ERROR):  # the run may have been long
+                self._log_failure(proc, error, raised, delay)
             if hook is not None:
-                self._emit(ProcessWaiting(name, delay, "recover" if panic else "retry"))
-            if logging_on and not panic:
-                self._log(
-                    logging.INFO,
-                    "wait to retry execute process after sleep interval",
-                    process_name=name,
-                    interval=delay,
-                )
-            if delay > 0 and finish_signal.wait(delay):
-                break  # (after no wait at all, the check at the top of the loop sees it)
-            if logging_on and panic:
-                self._log(logging.INFO, "restart the process", process_name=name)
-        self._stop(record, None)
+                self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
+            # 4. Wait on the finish signal, and for the processes restarting with this one.
+            if proc.leads is not None:
+                self._restart_group(proc, delay)
+            elif delay > 0:
+                finish_signal.wait(delay)
 
-    def _decided_to_end(self, record: _Process, error: DoNotRestart | TerminateSupervisor) -> None:
-        """The process raised or returned DoNotRestart or TerminateSupervisor."""
-        name = record.name
-        if isinstance(error, DoNotRestart):
-            self._log(logging.INFO, "process asked not to be restarted", process_name=name)
-            self._stop(record, error)
-            return
-        self._log(
-            logging.WARNING,
-            "process asked to terminate the supervisor",
-            process_name=name,
-            error=error,
-        )
-        self._stop(record, error)
-        self._begin_shutdown(
-            ShutdownCause.TERMINATE_REQUESTED,
-            f"process {name!r} asked to terminate the supervisor: {_safe_repr(error)}",
-            process_name=name,
-            error=error,
-        )
+    def _stopping(self, proc: _Process) -> bool:
+        return self._phase is not _Phase.RUNNING or proc.removing or proc.finish_signal.is_set()
 
-    def _returned_none(self, record: _Process) -> None:
-        # Go: a long-running process should return only when it receives the shutdown
-        # signal, so a return before it has ended the process for good.
-        if not self._end_unless_stopping(record, ProcessLifecycle.FINISHED, None):
-            self._stop(record, None)
-            return
-        self._log(logging.INFO, "process terminates with no error", process_name=record.name)
-        if self._on_event is not None:
-            self._emit(ProcessStopped(record.name, ProcessLifecycle.FINISHED, None))
-        if record.options.is_fatal:
-            self._fatal(record, f"fatal process {record.name!r} returned", None)
+    def _decide(self, proc: _Process, state: ProcessLifecycle, recovered: int,
+                error: BaseException) -> _End | None:
+        """Under the lock: how a failed process ends, or None if it runs again (its
+        state and counters are then set, and its group restart is planned)."""
+        if self._stopping(proc):
+            return _End.STOPPED
+        proc.recovered_num, proc.last_error = recovered, error
+        if state is ProcessLifecycle.FAILED:
+            return _End.GAVE_UP
+        if self._max_restarts is not None:
+            now, window = self._clock(), self._restart_times
+            while window and window[0] <= now - self._max_seconds:
+                window.popleft()
+            if len(window) >= self._max_restarts:
+                return _End.RESTART_LIMIT
+            window.append(now)
+        proc.enter(state, self._clock())
+        if self._strategy == "one_for_one":
+            return None
+        names = list(self._processes)
+        if self._strategy == "rest_for_one":
+            names = names[names.index(proc.name) + 1 :]
+        members = [p for p in map(self._processes.__getitem__, names) if p is not proc
+                   and p.group is None and not p.removing and p.thread and p.state not in _FINAL]
+        if members:
+            proc.leads = _Group(members, time.monotonic() + self._shutdown_timeout)
+            for member in members:
+                member.group, member.resume = proc.leads, threading.Event()
+                member.enter(ProcessLifecycle.RESTARTING, self._clock())
+        return None
 
-    def _end_unless_stopping(
-        self,
-        record: _Process,
-        state: ProcessLifecycle,
-        error: BaseException | None,
-        recovered_num: int | None = None,
-    ) -> bool:
-        """Enter ``state`` and return True, unless a shutdown or removal is under way: an
-        end then is graceful (see _stop), never a fatal event."""
+    def _restart_group(self, proc: _Process, delay: float) -> None:
+        """A group restart, on the failed process's thread: stop the group, wait for it
+        to return (up to ``shutdown_timeout``) and for this process's own wait, then let
+        the group run again."""
+        group, proc.leads = proc.leads, None
+        assert group is not None
+        for member in group.members:
+            member.finish_signal.set()
+        names = tuple(m.name for m in group.members)
+        message = f"process {proc.name!r} failed: restarting {', '.join(map(repr, names))} with it"
+        self._log(logging.WARNING, message, process_name=proc.name)
+        self._emit(GroupRestart(proc.name, names))
+        if delay > 0:
+            proc.finish_signal.wait(delay)
+        if self._phase is _Phase.RUNNING:
+            group.returned.wait(max(0.0, group.deadline - time.monotonic()))
         with self._lock:
-            if self._stopping_locked(record):
+            late = [m for m in group.members if m in group.pending and m.state not in _FINAL]
+            for member in group.members:
+                if member.group is group:
+                    member.group = None
+        for member in group.members:
+            member.resume.set()
+        if late:
+            reason = (
+                f"process {late[0].name!r} did not stop within {_seconds(self._shutdown_timeout)}"
+                f" for a group restart (after {proc.name!r} failed)"
+            )
+            self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, proc=late[0])
+
+    def _rejoin(self, proc: _Process) -> bool:
+        """A process stopped for a group restart waits until its group may run again,
+        then gets a fresh finish signal; False if it must stop instead."""
+        with self._lock:
+            group, resume = proc.group, proc.resume
+            if group is not None:
+                group.pending.discard(proc)
+                if not group.pending:
+                    group.returned.set()
+        resume.wait()
+        with self._lock:
+            if self._phase is not _Phase.RUNNING or proc.removing:
                 return False
-            if error is not None:
-                record.last_error = error
-            if recovered_num is not None:
-                record.recovered_num = recovered_num
-            record.enter(state)
+            proc.finish_signal = _FinishSignal()
             return True
 
-    def _stopping_locked(self, record: _Process) -> bool:
-        return self._shutdown is not None or record.removing or record.finish_signal.is_set()
-
-    def _stop(self, record: _Process, error: BaseException | None) -> None:
-        """The process ended for good without giving up (shutdown, removal, DoNotRestart)."""
+    def _end(self, proc: _Process, how: _End, error: BaseException | None, raised: bool = False
+             ) -> None:
+        """The one way out: ``proc`` ends for good. Its final state is set in the same
+        locked step that counts it out; the shutdown it calls for begins next; only then
+        does it log and emit its event, which may run slow user code."""
         with self._lock:
-            graceful = self._stopping_locked(record)
+            if proc.state in _FINAL:
+                return
+            if self._stopping(proc):  # an end during a shutdown or removal is graceful
+                how = _End.STOPPED
+            state = ProcessLifecycle.FINISHED
+            if proc.removing:
+                state = ProcessLifecycle.REMOVED
+            elif how is _End.GAVE_UP or how is _End.RESTART_LIMIT:
+                state = ProcessLifecycle.FAILED
             if error is not None:
-                record.last_error = error
-            record.enter(ProcessLifecycle.REMOVED if record.removing else ProcessLifecycle.FINISHED)
-            state = record.state
-        if graceful:
-            self._log(logging.INFO, "process terminates gracefully", process_name=record.name)
-        if self._on_event is not None:
-            self._emit(ProcessStopped(record.name, state, error))
-
-    def _give_up(
-        self,
-        record: _Process,
-        error: BaseException,
-        message: str,
-        recovered_num: int | None = None,
-    ) -> None:
-        if not self._end_unless_stopping(record, ProcessLifecycle.FAILED, error, recovered_num):
-            self._stop(record, error)
-            return
-        self._log(logging.INFO, message, process_name=record.name)
-        fatal = record.options.is_fatal
-        if self._on_event is not None:
-            self._emit(ProcessGaveUp(record.name, error, fatal))
-        if fatal:
-            reason = f"fatal process {record.name!r} gave up: {_safe_repr(error)}"
-            self._fatal(record, reason, error)
-
-    def _fatal(self, record: _Process, reason: str, error: BaseException | None) -> None:
-        self._log(
-            logging.ERROR, "can't recover important process. exit..", process_name=record.name
-        )
-        self._begin_shutdown(
-            ShutdownCause.FATAL_PROCESS, reason, process_name=record.name, error=error
-        )
-
-    def _process_returned(self, record: _Process) -> None:
-        with self._lock:
-            record.running = False
-            if record.removing:
-                record.enter(ProcessLifecycle.REMOVED)
+                proc.last_error = error
+            proc.enter(state, self._clock())
             self._running -= 1
-            wake = self._running == 0 and self._shutdown is not None
+            wake = self._phase is not _Phase.RUNNING
+        cause = _shutdown_cause(proc, how, error)
+        shutdown = None if cause is None else self._begin_shutdown(cause, proc=proc, error=error)
+        level, message, reason = self._words(proc, how, error, raised)
+        self._log(
+            level, message, exc_info=error if raised else None,
+            process_name=proc.name, attempt=proc.attempt, error=error,
+        )
+        if self._on_event is not None:
+            if state is ProcessLifecycle.FAILED and error is not None:
+                self._emit(ProcessGaveUp(proc.name, error, cause is not None))
+            else:
+                self._emit(ProcessStopped(proc.name, state, error))
+        if shutdown is not None:
+            shutdown.describe(reason)
         if wake:
             self._wakeups.put(None)
 
+    def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
+               ) -> tuple[int, str, str]:
+        """The log level, log message and shutdown reason of a process's end."""
+        name, text = proc.name, _describe(error)
+        if how is _End.STOPPED:
+            return logging.INFO, f"process {name!r} stopped", ""
+        if how is _End.RESTART_LIMIT:
+            limit = f"more than {self._max_restarts} restarts within {_seconds(self._max_seconds)}"
+            message = f"process {name!r} failed: {text}; {limit}: shutting down"
+            return logging.ERROR, message, f"{limit} (the last: process {name!r} failed)"
+        if isinstance(error, TerminateSupervisor):
+            message = f"process {name!r} asked to terminate the supervisor: {text}"
+            return logging.WARNING, message, message
+        if isinstance(error, DoNotRestart):
+            return logging.INFO, f"process {name!r} asked not to be restarted: {text}", ""
+        fatal = "fatal " if proc.options.is_fatal else ""
+        if how is _End.RETURNED and fatal:
+            reason = f"fatal process {name!r} returned None; {_ONE_SHOT}"
+            return logging.ERROR, f"{reason}: shutting down", reason
+        if how is _End.RETURNED:
+            return logging.INFO, f"process {name!r} finished", ""
+        reason = f"{fatal}process {name!r} gave up after {_what_ran_out(proc, raised)}: {text}"
+        return logging.ERROR, reason + ("; shutting down" if fatal else ""), reason
+
+    def _log_failure(self, proc: _Process, error: BaseException, raised: bool, delay: float
+                     ) -> None:
+        name, options, text, wait = proc.name, proc.options, _describe(error), _seconds(delay)
+        if raised:
+            count = f"recovery {proc.recovered_num} of {options.recover_count}"
+            message = f"process {name!r} crashed ({count}): {text}; restarting in {wait}"
+        else:
+            count = f"attempt {proc.attempt} of {options.retry_count}"
+            message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
+        self._log(
+            logging.ERROR, message, exc_info=error if raised else None,
+            process_name=name, attempt=proc.attempt, error=error, interval=delay,
+        )
+
+    def _announce(self, name: str, /) -> None:
+        """``terminate_channel.put(name)``: a process announces its termination."""
+        if not isinstance(name, str):
+            raise TypeError(f"terminate_channel.put() takes a process name, got {name!r}")
+        if name in self._processes:
+            message = f"process {name!r} announced its termination"
+            self._log(logging.INFO, message, process_name=name)
+        else:
+            message = f"terminate channel: no process named {name!r}"
+            self._log(logging.WARNING, message, process_name=name)
+
     # -- logging and events, which must never disturb supervision ------------------
 
-    def _log(
-        self, level: int, message: str, *, exc_info: BaseException | None = None, **fields: object
-    ) -> None:
+    def _log(self, level: int, message: str, *, exc_info: BaseException | None = None,
+             **fields: object) -> None:
         logger = self._logger
         if not logger.isEnabledFor(level):
             return
@@ -1166,11 +1102,44 @@ class Supervisor:
         try:
             hook(event)
         except BaseException as exc:  # whatever it is, the hook must not stop supervision
-            self._log(logging.ERROR, "event hook failed", event=_safe_repr(event), exc_info=exc)
+            text = _describe(event)
+            self._log(logging.ERROR, f"event hook failed on {text}", event=text, exc_info=exc)
 
 
 # ---------------------------------------------------------------------------
 # Private helpers
+
+
+class _Phase(enum.Enum):
+    NOT_STARTED = "not started"
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting down"
+    STOPPED = "stopped"
+
+
+class _End(enum.Enum):
+    """How a process ended for good; :meth:`Supervisor._end` makes the rest of it."""
+
+    STOPPED = "stopped"  # by a shutdown, a removal or its own finish signal
+    RETURNED = "returned"  # None, DoNotRestart or TerminateSupervisor
+    GAVE_UP = "gave up"
+    RESTART_LIMIT = "restart limit"
+
+
+_ONE_SHOT: Final = (
+    "one-shot work should be registered with ProcessOption(is_fatal=False) or return DoNotRestart"
+)
+
+
+def _shutdown_cause(proc: _Process, how: _End, error: BaseException | None) -> ShutdownCause | None:
+    """The shutdown that a process's end begins, if any."""
+    if how is _End.RESTART_LIMIT:
+        return ShutdownCause.RESTART_LIMIT
+    if how is _End.STOPPED or isinstance(error, DoNotRestart):
+        return None
+    if isinstance(error, TerminateSupervisor):
+        return ShutdownCause.TERMINATE_REQUESTED
+    return ShutdownCause.FATAL_PROCESS if proc.options.is_fatal else None
 
 
 class _FinishSignal(threading.Event):
@@ -1186,99 +1155,147 @@ class _FinishSignal(threading.Event):
 
 
 class _Process:
-    """One registered process and its state; mutable fields are guarded by the
-    supervisor's lock."""
+    """One registered process. ``name``, ``function`` and ``options`` never change; the
+    other fields are guarded by the supervisor's lock (the events are set outside it)."""
 
     __slots__ = (
-        "attempt",
-        "finish_signal",
-        "function",
-        "last_error",
-        "name",
-        "options",
-        "recovered_num",
-        "removing",
-        "restarts",
-        "running",
-        "since",
-        "state",
-        "thread",
+        "attempt", "finish_signal", "function", "group", "last_error", "leads", "name",
+        "options", "recovered_num", "removing", "restarts", "resume", "since", "state", "thread",
     )
 
-    def __init__(self, name: str, function: ProcessFunc, options: ProcessOption) -> None:
-        self.name = name
-        self.function = function
-        self.options = options
-        self.finish_signal = _FinishSignal()
+    def __init__(self, name: str, function: ProcessFunc, options: ProcessOption, now: float):
+        self.name, self.function, self.options = name, function, options
+        self.finish_signal = _FinishSignal()  # replaced for each run after a group restart
+        self.resume = threading.Event()  # set when its group restart lets it run again
         self.thread: threading.Thread | None = None
-        self.state = ProcessLifecycle.REGISTERED
-        self.since = time.monotonic()
-        self.attempt = 0
-        self.recovered_num = 0  # Go's ProcessState.RecoveredNum
-        self.restarts = 0
+        self.state, self.since = ProcessLifecycle.REGISTERED, now
+        self.attempt = self.recovered_num = self.restarts = 0
         self.last_error: BaseException | None = None
-        self.running = False  # its thread was created and has not returned
         self.removing = False  # remove() was called
+        self.group: _Group | None = None  # the group restart it is stopped for
+        self.leads: _Group | None = None  # the group restart its failure begins
 
-    def enter(self, state: ProcessLifecycle) -> None:
-        self.state = state
-        self.since = time.monotonic()
+    def enter(self, state: ProcessLifecycle, now: float) -> None:
+        self.state, self.since = state, now
 
-    def start_thread(self) -> None:
-        if self.thread is not None and self.thread.ident is None:  # launched, not started
-            self.thread.start()
+    def tell(self) -> None:
+        """Ask it to finish: its finish signal, and the end of a group restart's wait."""
+        self.finish_signal.set()
+        self.resume.set()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+class _Group:
+    """A group restart: the processes stopped for it, and those not returned yet."""
+
+    __slots__ = ("deadline", "members", "pending", "returned")
+
+    def __init__(self, members: list[_Process], deadline: float) -> None:
+        self.members, self.pending, self.deadline = members, set(members), deadline
+        self.returned = threading.Event()
+
+
+@dataclasses.dataclass(slots=True)
 class _Shutdown:
+    """A shutdown under way. Its reason is described by the thread that began it, after
+    the processes are told (describing may run user code)."""
+
     cause: ShutdownCause
-    reason: str
     started_at: float
     deadline: float
     process_name: str | None
     signal_number: int | None
     error: BaseException | None
-    stopper: threading.Thread | None  # stops processes in reverse order
+    text: str = ""
+    described: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def describe(self, reason: str) -> None:
+        self.text = reason
+        self.described.set()
+
+    def reason(self) -> str:
+        """The reason, once described; not waited for past the deadline."""
+        if self.described.wait(max(0.0, self.deadline - time.monotonic())):
+            return self.text
+        return f"{self.cause.value}: process {self.process_name!r} (not described in time)"
 
 
-class _TerminateChannel:
-    """The terminate channel handed to processes: a name put on it is logged."""
+def _restart_policy(  # noqa: PLR0917 (the history is positional)
+    options: ProcessOption, attempt: int, recovered: int, waits: int, ran_for: float,
+    raised: bool, draw: float,
+) -> tuple[ProcessLifecycle, float, int, int, int]:
+    """What follows a failed run: ``(state, delay, attempt, recovered, waits)``.
 
-    __slots__ = ("_supervisor",)
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    def put(self, name: str, /) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"terminate_channel.put() takes a process name, got {name!r}")
-        supervisor = self._supervisor
-        with supervisor._lock:
-            known = name in supervisor._processes
-        if known:
-            supervisor._log(logging.INFO, "process announced its termination", process_name=name)
-        else:
-            supervisor._log(logging.WARNING, "process doesn't exist", process_name=name)
-
-
-def _stop_in_reverse(records: list[_Process], deadline: float) -> None:
-    """Set each finish signal after every later process has returned, or the deadline."""
-    for record in reversed(records):
-        record.finish_signal.set()
-        thread = record.thread
-        if thread is not None and thread.is_alive():
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _leave_to_relay(signum: int, frame: types.FrameType | None) -> None:
-    """The Python-level handler for SIGINT and SIGTERM while the relay thread reports them."""
-
-
-def _safe_repr(value: object) -> str:
+    The history: the run's ``attempt`` in its retry budget (from 1), the ``recovered``
+    recoveries so far, the consecutive ``waits`` so far (for the backoff), how long the
+    run lasted (``ran_for``) and whether it ``raised``; ``draw`` is a random number in
+    [0, 1) for the jitter. The state is ``WAITING_TO_RETRY`` or ``WAITING_TO_RECOVER``
+    (run again after ``delay`` seconds) or ``FAILED`` (give up); the counters are the
+    history for the next run. A pure function: no lock, clock, randomness or logging.
+    """
+    if options.reset_after is not None and ran_for >= options.reset_after:
+        attempt, recovered, waits = 1, 0, 0  # a stable run starts afresh
+    if raised:
+        if not options.recover or recovered >= options.recover_count:
+            return ProcessLifecycle.FAILED, 0.0, attempt, recovered, waits
+        state, base = ProcessLifecycle.WAITING_TO_RECOVER, options.recover_interval
+        attempt, recovered = 0, recovered + 1  # a recovery starts a fresh retry budget
+    elif attempt >= options.retry_count:
+        return ProcessLifecycle.FAILED, 0.0, attempt, recovered, waits
+    else:
+        state, base = ProcessLifecycle.WAITING_TO_RETRY, options.retry_interval
     try:
-        return repr(value)
+        delay = base * options.backoff_factor**waits
+    except OverflowError:
+        delay = math.inf if base else 0.0
+    delay *= 1.0 + options.jitter * draw
+    cap = _MAX_WAIT if options.max_interval is None else options.max_interval
+    return state, min(delay, cap), attempt, recovered, waits + 1
+
+
+def _outcome(name: str, result: object) -> tuple[BaseException | None, bool]:
+    """A run's result as ``(error, raised)``; a result that is neither None nor an
+    exception is a bug, handled as a crash."""
+    if result is None or isinstance(result, Exception):
+        return result, False
+    kind = type(result).__name__
+    message = f"process {name!r} returned a {kind} object; expected None or an Exception"
+    return TypeError(message), True
+
+
+def _what_ran_out(proc: _Process, raised: bool) -> str:
+    if not raised:
+        return _plural(proc.attempt, "attempt")
+    if not proc.options.recover:
+        return "a crash (recover=False)"
+    return _plural(proc.recovered_num, "recovery")
+
+
+def _function_stack(frame: types.FrameType | None) -> str:
+    """The stack of a process's function, from a frame of its thread; empty if the
+    function has returned (the thread is in the supervisor's own code)."""
+    entries = traceback.extract_stack(frame) if frame is not None else []
+    for index, entry in enumerate(entries):
+        if entry.name == "_loop" and entry.filename == __file__:
+            return "".join(traceback.format_list(entries[index + 1 :]))
+    return ""
+
+
+def _describe(value: object, limit: int = 200) -> str:
+    """``repr(value)``, at most ``limit`` characters; never raises."""
+    try:
+        text = repr(value)
     except BaseException:  # user code: an error must stay reportable whatever its repr does
-        return f"<{type(value).__name__} object (repr() failed)>"
+        text = f"<{type(value).__name__} object (repr() failed)>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _seconds(value: float) -> str:
+    return f"{round(value, 3)} s"
+
+
+def _plural(count: int, noun: str) -> str:
+    plural = {"process": "processes", "recovery": "recoveries"}.get(noun, noun + "s")
+    return f"{count} {noun if count == 1 else plural}"
 
 
 def _require_main_thread(what: str) -> None:
@@ -1289,50 +1306,54 @@ def _require_main_thread(what: str) -> None:
         )
 
 
-def _backoff_delay(
-    options: ProcessOption, base: float, waits: int, draw: Callable[[], float]
-) -> float:
-    """The wait before the next run: ``base * backoff_factor ** waits``, lengthened by
-    up to ``jitter`` of itself, then capped by ``max_interval``."""
-    if base == 0:
-        return 0.0
+def _check_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"process name must be a str, got {_describe(name)}")
+    if not name.strip():
+        raise ValueError(f"process name must not be empty, got {name!r}")
+
+
+def _check_process(name: str, process: object) -> None:
+    if not callable(process):
+        raise TypeError(f"process {name!r} must be callable, got {_describe(process)}")
     try:
-        delay = base * options.backoff_factor**waits
-    except OverflowError:
-        delay = math.inf
-    if options.jitter:
-        delay *= 1.0 + options.jitter * draw()
-    cap = threading.TIMEOUT_MAX if options.max_interval is None else options.max_interval
-    return min(delay, cap)
+        signature = inspect.signature(process)
+    except (TypeError, ValueError):  # no readable signature (some builtins): accepted
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise TypeError(
+            f"process {name!r} must accept three positional arguments (finish_signal, "
+            f"process_name, terminate_channel), but {_describe(process)} takes {signature}"
+        ) from None
 
 
-def _check_bool(field: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"ProcessOption.{field} must be a bool, got {value!r}")
+def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {choices}, got {_describe(value)}")
 
 
-def _check_count(field: str, value: object, *, minimum: int) -> None:
+def _check_count(field: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"ProcessOption.{field} must be an int, got {value!r}")
+        raise TypeError(f"{field} must be an int, got {_describe(value)}")
     if value < minimum:
-        raise ValueError(f"ProcessOption.{field} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{field} must be >= {minimum}, got {_describe(value)}")
 
 
-def _check_number(field: str, value: object, owner: str = "ProcessOption") -> float:
+def _check_number(
+    field: str, value: object, low: float = 0.0, high: float = _MAX_WAIT
+) -> float:
+    """``value`` as a finite float from ``low`` to ``high``; a duration by default (no
+    wait can be longer than ``threading.TIMEOUT_MAX``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}.{field} must be an int or a float, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}.{field} must be finite, got {value!r}")
-    return float(value)
-
-
-def _check_duration(field: str, value: object, owner: str = "ProcessOption") -> float:
-    seconds = _check_number(field, value, owner)
-    if seconds < 0:
-        raise ValueError(f"{owner}.{field} must not be negative, got {value!r}")
-    if seconds > threading.TIMEOUT_MAX:  # no wait can be longer (OverflowError)
-        raise ValueError(
-            f"{owner}.{field} must be at most threading.TIMEOUT_MAX "
-            f"({threading.TIMEOUT_MAX:g} s), got {value!r}"
-        )
-    return seconds
+        raise TypeError(f"{field} must be an int or a float, got {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not (low <= number <= high and math.isfinite(number)):
+        top = {_MAX_WAIT: "threading.TIMEOUT_MAX", math.inf: "any"}.get(high, f"{high:g}")
+        raise ValueError(f"{field} must be a finite number from {low:g} to {top}, got "
+                         f"{_describe(value, 40)}")
+    return number
