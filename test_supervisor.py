@@ -89,6 +89,7 @@ from supervisor import (
     PROCESS_RETRY_COUNT,
     PROCESS_RETRY_INTERVAL,
     DoNotRestart,
+    ExitCode,
     ProcessFailed,
     ProcessFunc,
     ProcessGaveUp,
@@ -207,9 +208,19 @@ class RecordingHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[logging.LogRecord] = []
+        self._condition = threading.Condition()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        with self._condition:
+            self.records.append(record)
+            self._condition.notify_all()
+
+    def wait_for_message(self, prefix: str, timeout: float = BOUND) -> bool:
+        """Whether a line starting with ``prefix`` has been logged in time."""
+        with self._condition:
+            return self._condition.wait_for(
+                lambda: any(r.getMessage().startswith(prefix) for r in self.records), timeout
+            )
 
     def messages(self, process_name: str | None = None) -> list[str]:
         return [
@@ -249,7 +260,13 @@ def log_lines(handler: RecordingHandler) -> list[LogLine]:
     return [log_line(record) for record in list(handler.records)]
 
 
+_FINISHED_IN = re.compile(r"^((?:all )?\d+ process(?:es)? finished in )\d+\.\d+ s$")
+"""The last line of a shutdown that every process finished: its duration varies."""
+
+
 def log_line(record: logging.LogRecord) -> LogLine:
+    """A record as (level name, message, fields); the duration in "... finished in D s"
+    reads "D" (``test_the_last_line_of_a_shutdown_gives_its_duration`` checks it)."""
     fields: dict[str, object] = {
         key: repr(value) if isinstance(value, BaseException) else value
         for key, value in record.__dict__.items()
@@ -257,7 +274,38 @@ def log_line(record: logging.LogRecord) -> LogLine:
     }
     if record.exc_info:
         fields["exc_info"] = repr(record.exc_info[1])
-    return record.levelname, record.getMessage(), fields
+    return record.levelname, _FINISHED_IN.sub(r"\1D s", record.getMessage()), fields
+
+
+def short_repr(value: object) -> str:
+    """How a log line quotes an error (issue #11): its repr, cut to at most 200
+    characters, the last of them an ellipsis."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:199] + "\u2026"
+
+
+SHUTTING_DOWN = re.compile(
+    r"shutting down \((?P<reason>.+)\): waiting up to (?P<timeout>[0-9.]+) s for"
+    r" (?P<count>1 process|\d+ processes)"
+)
+"""The first line of a shutdown. How many processes it waits for is counted after they
+are told to finish: a process that returns at once may or may not be among them."""
+
+
+def returns_after_logged(logs: RecordingHandler, prefix: str) -> ProcessFunc:
+    """A well-behaved process that, once told to finish, returns only after a line
+    starting with ``prefix`` is logged (bounded). The supervisor tells the processes
+    before it logs "shutting down (...)", so without it a process's own last line may
+    come before that one or after it; with it, a contract pins one order."""
+
+    def process(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        logs.wait_for_message(prefix, PROCESS_BOUND)
+        return None
+
+    return process
 
 
 def own_logger(name: str, *handlers: logging.Handler, level: int = logging.DEBUG) -> logging.Logger:
@@ -683,6 +731,13 @@ def test_process_option_is_frozen() -> None:
 
 def test_exit_codes_are_0_ok_1_fatal_2_unfinished() -> None:
     assert (EXIT_OK, EXIT_FATAL, EXIT_UNFINISHED) == (0, 1, 2)
+    assert [(code.name, int(code)) for code in ExitCode] == [
+        ("OK", 0), ("FATAL", 1), ("UNFINISHED", 2)
+    ]
+    assert EXIT_OK is ExitCode.OK
+    assert EXIT_FATAL is ExitCode.FATAL
+    assert EXIT_UNFINISHED is ExitCode.UNFINISHED
+    assert all(isinstance(code, int) for code in ExitCode)  # so SystemExit(code) exits with it
 
 
 def test_zero_shutdown_timeout_means_the_default() -> None:
@@ -693,13 +748,15 @@ def test_zero_shutdown_timeout_means_the_default() -> None:
     logger.addHandler(handler)
     try:
         sup = Supervisor(0, logger)
-        sup.register("p", until_finished)
+        sup.register("p", returns_after_logged(handler, "shutting down ("))
         sup.start()
+        assert handler.wait_for_message("process 'p' started")
         sup.shutdown()
         sup.wait_on_shutdown_signal()
     finally:
         logger.removeHandler(handler)
-    (notify,) = handler.with_message("notify all processes (goroutines) to finish their jobs")
+    message = "shutting down (shutdown() was called): waiting up to 5.0 s for 1 process"
+    (notify,) = handler.with_message(message)
     assert extra(notify, "shutdown_timeout") == DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
 
 
@@ -707,7 +764,8 @@ def test_shutdown_timeout_given_is_used(supervisors: Supervisors) -> None:
     harness = supervisors.new(shutdown_timeout=0.25)
     harness.sup.start()
     harness.stop()
-    (notify,) = harness.logs.with_message("notify all processes (goroutines) to finish their jobs")
+    message = "shutting down (shutdown() was called): waiting up to 0.25 s for 0 processes"
+    (notify,) = harness.logs.with_message(message)
     assert extra(notify, "shutdown_timeout") == 0.25
 
 
@@ -844,7 +902,11 @@ def test_no_wait_after_the_last_attempt(h: Harness) -> None:
         "ProcessStarted", "ProcessFailed", "ProcessWaiting",
         "ProcessStarted", "ProcessFailed", "ProcessGaveUp",
     ]  # fmt: skip
-    assert len(h.logs.with_message("wait to retry execute process after sleep interval")) == 2
+    # One line for each failure followed by a wait: none for the last, which gives up.
+    assert [m for m in h.logs.messages("p") if "; retrying in " in m] == [
+        "process 'p' failed (attempt 1 of 3): RuntimeError('p error 1'); retrying in 0.001 s",
+        "process 'p' failed (attempt 2 of 3): RuntimeError('p error 2'); retrying in 0.001 s",
+    ]
 
 
 def test_a_process_with_one_attempt_is_never_retried(h: Harness) -> None:
@@ -895,7 +957,10 @@ def test_panic_is_logged_with_its_traceback(h: Harness) -> None:
     h.sup.register("p", Scripted("raise"), FAST)
     h.sup.start()
     h.events.wait_for(ProcessStarted, "p", count=2)
-    (record,) = h.logs.with_message("recover from panic")
+    crashed = (
+        "process 'p' crashed (recovery 1 of 10): ValueError('p crash 1'); restarting in 0.001 s"
+    )
+    (record,) = h.logs.with_message(crashed)
     assert record.levelno == logging.ERROR
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], ValueError)
@@ -912,7 +977,10 @@ def test_panic_is_recovered_after_recover_interval(h: Harness) -> None:
     process.wait_runs(3)
     waits = h.events.of(ProcessWaiting, "p")
     assert [(w.kind, w.delay) for w in waits] == [("recover", 0.003), ("recover", 0.003)]
-    assert h.logs.messages("p").count("restart the process") == 2
+    assert [m for m in h.logs.messages("p") if "; restarting in " in m] == [
+        "process 'p' crashed (recovery 1 of 10): ValueError('p crash 1'); restarting in 0.003 s",
+        "process 'p' crashed (recovery 2 of 10): ValueError('p crash 2'); restarting in 0.003 s",
+    ]
 
 
 def test_panic_recovery_gives_fresh_retry_budget(h: Harness) -> None:
@@ -939,7 +1007,8 @@ def test_recoveries_stop_after_recover_count(h: Harness) -> None:
     h.events.wait_for(ProcessGaveUp, "p")
     assert process.runs == 5
     assert len(h.events.of(ProcessWaiting, "p")) == 4
-    assert h.logs.messages("p")[-1] == "don't try any more to restart the process"
+    gave_up = "process 'p' gave up after 4 recoveries: ValueError('p crash 5')"
+    assert h.logs.messages("p")[-1] == gave_up
 
 
 def test_recover_count_zero_never_recovers(h: Harness) -> None:
@@ -971,7 +1040,7 @@ def test_returning_something_else_than_none_or_an_exception_is_a_panic(h: Harnes
     (failed,) = h.events.wait_for(ProcessFailed, "p")
     assert failed.panic
     assert isinstance(failed.error, TypeError)
-    assert "'oops'" in str(failed.error)
+    assert str(failed.error) == "process 'p' returned a str object; expected None or an Exception"
 
 
 # A process that gives up has ended; a fatal one shuts the supervisor down.
@@ -987,7 +1056,8 @@ def test_fatal_process_that_gives_up_shuts_down(h: Harness) -> None:
     assert isinstance(report.error, RuntimeError)
     assert report.exit_code == EXIT_FATAL
     assert h.sup.status()["p"].state is ProcessLifecycle.FAILED
-    assert h.logs.with_message("can't recover important process. exit..")
+    gave_up = "fatal process 'p' gave up after 3 attempts: RuntimeError('p error 3'); shutting down"
+    assert h.logs.with_message(gave_up, "p")
 
 
 def test_fatal_process_whose_recoveries_run_out_shuts_down(h: Harness) -> None:
@@ -1042,9 +1112,13 @@ def test_fatal_process_returning_none_shuts_down(h: Harness) -> None:
     assert report.error is None
     assert "'p'" in report.reason
     assert report.exit_code == EXIT_FATAL
+    assert report.reason == (
+        "fatal process 'p' returned None; one-shot work should be registered with"
+        " ProcessOption(is_fatal=False) or return DoNotRestart"
+    )
     assert h.logs.messages("p")[-2:] == [
-        "process terminates with no error",
-        "can't recover important process. exit..",
+        "process 'p' started (attempt 1 of 3)",
+        f"{report.reason}: shutting down",
     ]
 
 
@@ -1291,7 +1365,8 @@ def test_do_not_restart_ends_the_process_without_restart_or_shutdown(h: Harness,
     assert h.events.of(ProcessGaveUp) == []
     assert report.cause is ShutdownCause.REQUEST
     assert report.exit_code == EXIT_OK
-    assert h.logs.with_message("process asked not to be restarted")
+    asked = "process 'p' asked not to be restarted: DoNotRestart('done for good')"
+    assert h.logs.with_message(asked, "p")
 
 
 @pytest.mark.parametrize("how", ["raised", "returned"])
@@ -2068,17 +2143,14 @@ def test_report_and_log_name_where_a_hung_process_is_stuck(supervisors: Supervis
         hung.release()
     assert set(report.stacks) == {"hung"}
     assert "stuck_in_here" in report.stacks["hung"]
-    (logged,) = [
-        r
-        for r in harness.logs.records
-        if r.getMessage().startswith("process did not finish in time")
-    ]
-    assert "'hung'" in logged.getMessage()
+    stuck = "process 'hung' did not finish within 0.05 s; it is stuck at:\n"
+    (logged,) = [r for r in harness.logs.records if r.getMessage().startswith(stuck)]
     assert "stuck_in_here" in logged.getMessage()
     assert logged.levelno == logging.ERROR
     assert extra(logged, "process_name") == "hung"
     assert "stuck_in_here" in str(extra(logged, "stack"))
-    (last,) = harness.logs.with_message("supervisor terminates its job.")
+    (last,) = harness.logs.with_message("1 process did not finish within 0.05 s: 'hung'")
+    assert last.levelno == logging.WARNING
     assert extra(last, "number_of_unfinished_processes") == 1
 
 
@@ -2150,9 +2222,10 @@ def test_clean_return_during_shutdown_is_graceful_not_fatal(h: Harness) -> None:
     report = h.stop()
     assert report.cause is ShutdownCause.REQUEST
     assert report.exit_code == EXIT_OK
-    assert h.logs.messages("fatal")[-1] == "process terminates gracefully"
-    assert h.logs.with_message("can't recover important process. exit..") == []
-    assert h.logs.with_message("process terminates with no error") == []
+    assert h.logs.messages("fatal")[-1] == "process 'fatal' stopped"
+    assert [r for r in h.logs.records if "gave up" in r.getMessage()] == []
+    assert [r for r in h.logs.records if "returned None" in r.getMessage()] == []
+    assert h.logs.with_message("process 'fatal' finished") == []
     (stopped,) = h.events.of(ProcessStopped, "fatal")
     assert stopped.state is ProcessLifecycle.FINISHED
 
@@ -2166,7 +2239,10 @@ def test_shutdown_is_idempotent_and_the_first_reason_wins(h: Harness) -> None:
     h.sup.shutdown()
     assert report.cause is ShutdownCause.REQUEST
     assert len(h.events.of(ShutdownStarted)) == 1
-    assert len(h.logs.with_message("shutdown all processes gracefully")) == 1
+    (begin,) = [m for m in h.logs.messages() if m.startswith("shutting down")]
+    # (How many processes it waits for depends on whether p had returned already.)
+    assert SHUTTING_DOWN.fullmatch(begin), begin
+    assert begin.startswith("shutting down (shutdown() was called): waiting up to 10.0 s for ")
 
 
 def test_shutdown_from_many_threads_at_once_begins_one_shutdown(h: Harness) -> None:
@@ -2213,7 +2289,7 @@ def test_shutdown_before_start_starts_nothing(h: Harness) -> None:
     report = h.sup.wait_on_shutdown_signal()
     assert process.runs == 0
     assert report.finished == ("p",)
-    assert h.logs.with_message("supervisor is shutting down; no process started")
+    assert h.logs.with_message("start() after the shutdown began: no process started")
 
 
 # The terminate channel.
@@ -2240,7 +2316,7 @@ def test_terminate_channel_put_never_blocks(h: Harness) -> None:
     for _ in range(100):  # after the shutdown too
         channels[0].put("p")
     assert report.finished == ("p",)
-    assert len(h.logs.with_message("process announced its termination")) == 1100
+    assert len(h.logs.with_message("process 'p' announced its termination", "p")) == 1100
 
 
 def test_return_is_noticed_with_or_without_the_terminate_channel(
@@ -2276,7 +2352,7 @@ def test_terminate_channel_warns_about_an_unknown_name(h: Harness) -> None:
     h.sup.start()
     h.events.wait_for(ProcessStarted, "p")
     h.stop()
-    (warning,) = h.logs.with_message("process doesn't exist")
+    (warning,) = h.logs.with_message("terminate channel: no process named 'stranger'")
     assert warning.levelno == logging.WARNING
     assert extra(warning, "process_name") == "stranger"
 
@@ -2337,7 +2413,7 @@ def test_report_is_frozen(h: Harness) -> None:
     h.sup.start()
     report = h.stop()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        report.exit_code = 3  # type: ignore[misc]
+        report.exit_code = ExitCode.OK  # type: ignore[misc]
     with pytest.raises(TypeError):
         report.stacks["x"] = "y"  # type: ignore[index]
 
@@ -2487,57 +2563,57 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
     assert set(hung_names) <= set(report.unfinished)
 
 
-def test_reverse_order_runs_on_a_daemon_thread_named_supervisor_shutdown(
-    supervisors: Supervisors,
-) -> None:
+def test_reverse_order_starts_no_thread_but_the_processes_own(supervisors: Supervisors) -> None:
+    # The waiting thread tells the processes in turn: no stopper thread is started.
     harness = supervisors.new(shutdown_order="reverse")
-    supervisor_threads: list[tuple[str, bool]] = []
+    seen_when_told: list[set[threading.Thread]] = []
 
-    def notes_who_stops_it(
+    def notes_the_threads(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         finish_signal.wait(PROCESS_BOUND)
-        supervisor_threads.extend(
-            (t.name, t.daemon) for t in threading.enumerate() if t.name.startswith("supervisor")
-        )
+        seen_when_told.append(set(threading.enumerate()))
         return None
 
-    for name in ("a", "b"):
-        harness.sup.register(name, until_finished)
-    harness.sup.register("c", notes_who_stops_it)
+    for name in ("a", "b", "c"):
+        harness.sup.register(name, notes_the_threads)
     harness.sup.start()
     harness.events.wait_for(ProcessStarted, count=3)
-    report = harness.stop()  # from the main thread, which is no daemon
+    before = set(threading.enumerate())  # the processes' threads are among them
+    harness.sup.shutdown()
+    report = harness.sup.wait_on_shutdown_signal(handle_signals=False)  # no signal relay
     assert report.finished == ("a", "b", "c")
-    assert ("supervisor-shutdown", True) in supervisor_threads
-    assert [t for t in threading.enumerate() if t.name == "supervisor-shutdown"] == []
+    assert len(seen_when_told) == 3
+    assert all(seen <= before for seen in seen_when_told), [
+        sorted(t.name for t in seen - before) for seen in seen_when_told
+    ]
 
 
-def test_reverse_order_report_waits_for_the_stopper_thread_to_end(
-    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+def test_reverse_order_report_comes_by_the_deadline_naming_the_process_still_running(
+    supervisors: Supervisors,
 ) -> None:
-    # The stopper may still be on its way out when the last process has returned: the
-    # report is not given until it has ended, so that no supervisor thread outlives it.
-    reported = threading.Event()
-    report_before_the_stopper_ended: list[bool] = []
-    real_stop_in_reverse = supervisor._stop_in_reverse
-
-    def slow_to_end(records: list[supervisor._Process], deadline: float) -> None:
-        real_stop_in_reverse(records, deadline)
-        report_before_the_stopper_ended.append(reported.wait(0.1))
-
-    def hook(event: SupervisorEvent) -> None:
-        if isinstance(event, ShutdownFinished):
-            reported.set()
-
-    monkeypatch.setattr(supervisor, "_stop_in_reverse", slow_to_end)
-    h = supervisors.new(shutdown_order="reverse", on_event=hook)
-    h.sup.register("a", until_finished)
-    h.sup.register("b", until_finished)
-    h.sup.start()
-    report = h.stop()
-    assert report.finished == ("a", "b")
-    assert report_before_the_stopper_ended == [False]
+    # "last" is told first and returns; "hung" is told next and never returns: the report
+    # comes at the deadline, while "hung" still runs, and names it.
+    harness = supervisors.new(shutdown_timeout=0.1, shutdown_order="reverse")
+    hung = Hung()
+    try:
+        harness.sup.register("hung", hung)
+        harness.sup.register("last", until_finished)
+        harness.sup.start()
+        hung.wait_entered()
+        harness.events.wait_for(ProcessStarted, "last")
+        report = harness.stop()
+        still_stuck = not hung.released and harness.sup.status()["hung"].state is (
+            ProcessLifecycle.RUNNING
+        )
+    finally:
+        hung.release()
+    assert still_stuck
+    assert report.unfinished == ("hung",)
+    assert report.finished == ("last",)
+    assert "stuck_in_here" in report.stacks["hung"]
+    assert 0.1 * 0.9 <= report.duration < AT_ONCE
+    assert report.exit_code == EXIT_UNFINISHED
 
 
 class ClientAndServer:
@@ -2621,7 +2697,9 @@ def test_reverse_order_a_fatal_process_giving_up_before_its_turn_is_graceful_not
     (stopped,) = setup.events.of(ProcessStopped, "client")
     assert stopped.state is ProcessLifecycle.FINISHED
     assert isinstance(stopped.error, ConnectionError)
-    assert setup.harness.logs.with_message("can't recover important process. exit..") == []
+    logs = setup.harness.logs
+    assert [m for m in logs.messages() if "gave up" in m or "shutting down;" in m] == []
+    assert logs.messages("client")[-1] == "process 'client' stopped"
 
 
 def test_reverse_order_clean_return_before_its_turn_is_graceful_not_fatal(
@@ -2641,9 +2719,9 @@ def test_reverse_order_clean_return_before_its_turn_is_graceful_not_fatal(
         ProcessStopped("client", ProcessLifecycle.FINISHED, None)
     ]
     logs = setup.harness.logs
-    assert logs.with_message("can't recover important process. exit..") == []
-    assert logs.with_message("process terminates with no error") == []
-    assert logs.messages("client")[-1] == "process terminates gracefully"  # core-1
+    assert [m for m in logs.messages() if "returned None" in m or "gave up" in m] == []
+    assert logs.with_message("process 'client' finished") == []
+    assert logs.messages("client")[-1] == "process 'client' stopped"  # core-1
 
 
 def test_reverse_order_ends_a_retry_wait_at_once(supervisors: Supervisors) -> None:
@@ -2755,7 +2833,7 @@ def test_signal_shuts_a_child_process_down_gracefully_with_exit_code_0(
     child: StartChild, signum: signal.Signals
 ) -> None:
     proc = child("-c", supervised(GRACEFUL_CHILD))
-    proc.wait_for_line("ready")
+    proc.wait_for_line("^WARNING ready$")
     proc.send(signum)
     assert proc.finish() == EXIT_OK
     output = proc.output
@@ -2763,10 +2841,12 @@ def test_signal_shuts_a_child_process_down_gracefully_with_exit_code_0(
         f"report cause=signal signal={int(signum)} exit_code=0"
         " finished=['web', 'jobs', 'ready'] unfinished=[]"
     ) in output
-    assert "shutdown all processes gracefully" in output
+    name = signal.Signals(signum).name
+    begin = rf"^INFO shutting down \(received signal {name}\): waiting up to 60\.0 s for \d"
+    assert re.search(begin, output, re.MULTILINE), output
     assert "web got its finish signal" in output
     assert "jobs got its finish signal" in output
-    assert "supervisor terminates its job." in output
+    assert re.search(r"^INFO all 3 processes finished in [0-9.]+ s$", output, re.MULTILINE)
     assert "Traceback" not in output
 
 
@@ -2784,17 +2864,17 @@ def test_second_sigint_ends_the_wait_at_once_with_exit_code_2(
             """
         ),
     )
-    proc.wait_for_line("ready")
+    proc.wait_for_line("^WARNING ready$")
     proc.send(signal.SIGINT)
-    proc.wait_for_line("stubborn ignores its finish signal")
-    proc.wait_for_line("web got its finish signal")
+    proc.wait_for_line("^WARNING stubborn ignores its finish signal$")
+    proc.wait_for_line("^WARNING web got its finish signal$")
     second = time.monotonic()
     proc.send(signal.SIGINT)
     assert proc.finish() == EXIT_UNFINISHED
     assert time.monotonic() - second < CHILD_BOUND  # not the 60 s shutdown timeout
     output = proc.output
-    assert "second signal received; stop waiting for processes" in output
-    assert "process did not finish in time" in output
+    assert "WARNING received SIGINT again: no longer waiting for processes\n" in output
+    assert "ERROR process 'stubborn' did not finish within 60.0 s; it is stuck at:\n" in output
     # Whether "web" and "ready" had returned when the second signal came is a race;
     # "stubborn" certainly had not, and nobody is lost.
     finished, unfinished = report_lists(output)
@@ -2957,17 +3037,17 @@ def test_second_signal_in_process_ends_the_wait_and_reports_the_stuck_process(
     assert waited < BOUND  # not the 60 s shutdown timeout
     assert report.unfinished == ("stuck",)
     assert report.exit_code == EXIT_UNFINISHED
-    (second,) = h.logs.with_message("second signal received; stop waiting for processes")
+    (second,) = h.logs.with_message("received SIGINT again: no longer waiting for processes")
     assert log_line(second) == (
         "WARNING",
-        "second signal received; stop waiting for processes",
+        "received SIGINT again: no longer waiting for processes",
         {"signal": "SIGINT"},
     )
 
 
 def test_one_signal_after_a_requested_shutdown_does_not_end_the_wait(h: Harness) -> None:
     before = signal.getsignal(signal.SIGTERM)
-    went_on = "signal received; the graceful shutdown goes on"
+    went_on = "received SIGTERM while shutting down: still waiting for processes"
 
     def asks_then_signals(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
@@ -2986,7 +3066,7 @@ def test_one_signal_after_a_requested_shutdown_does_not_end_the_wait(h: Harness)
     assert report.cause is ShutdownCause.REQUEST
     assert (report.finished, report.unfinished) == (("p",), ())
     assert report.exit_code == EXIT_OK
-    assert h.logs.with_message("second signal received; stop waiting for processes") == []
+    assert [m for m in h.logs.messages() if "no longer waiting" in m] == []
     (seen,) = h.logs.with_message(went_on)
     assert log_line(seen) == ("INFO", went_on, {"signal": "SIGTERM"})
     assert h.sup.status()["p"].last_error is None
@@ -3386,15 +3466,26 @@ def test_status_is_a_snapshot(h: Harness) -> None:
 
 
 def test_lifecycle_states_are_an_enum_with_these_members() -> None:
-    assert {state.name for state in ProcessLifecycle} == {
-        "REGISTERED",
-        "RUNNING",
-        "WAITING_TO_RETRY",
-        "WAITING_TO_RECOVER",
-        "FINISHED",
-        "FAILED",
-        "REMOVED",
-    }
+    assert [(state.name, state.value) for state in ProcessLifecycle] == [
+        ("REGISTERED", "registered"),
+        ("RUNNING", "running"),
+        ("WAITING_TO_RETRY", "waiting to retry"),
+        ("WAITING_TO_RECOVER", "waiting to recover"),
+        ("RESTARTING", "restarting"),
+        ("FINISHED", "finished"),
+        ("FAILED", "failed"),
+        ("REMOVED", "removed"),
+    ]
+
+
+def test_shutdown_causes_are_an_enum_with_these_members() -> None:
+    assert [(cause.name, cause.value) for cause in ShutdownCause] == [
+        ("SIGNAL", "signal"),
+        ("REQUEST", "request"),
+        ("FATAL_PROCESS", "fatal process"),
+        ("TERMINATE_REQUESTED", "terminate requested"),
+        ("RESTART_LIMIT", "restart limit"),
+    ]
 
 
 def test_repr_names_the_phase(h: Harness) -> None:
@@ -3512,8 +3603,12 @@ def test_exception_in_the_event_hook_is_logged_and_ignored(supervisors: Supervis
     assert process.runs == 3
     assert report.finished == ("p", "other")
     assert report.exit_code == EXIT_OK
-    failures = harness.logs.with_message("event hook failed")
+    failures = [r for r in harness.logs.records if r.getMessage().startswith("event hook failed")]
     assert len(failures) == len(calls) >= 10
+    # (One line per call, each naming its event; threads may log them in another order.)
+    assert sorted(r.getMessage() for r in failures) == sorted(
+        f"event hook failed on {short_repr(event)}" for event in calls
+    )
     assert all(r.exc_info is not None and r.levelno == logging.ERROR for r in failures)
 
 
@@ -3713,47 +3808,63 @@ def test_log_records_carry_process_name_attempt_error_extras(h: Harness) -> None
     h.sup.register("p", process, dataclasses.replace(FAST, is_fatal=False, retry_count=2))
     h.sup.start()
     h.events.wait_for(ProcessGaveUp, "p")
-    executes = h.logs.with_message("execute process")
-    assert [(extra(r, "process_name"), extra(r, "attempt")) for r in executes] == [
+    records = list(h.logs.records)
+    starts = [r for r in records if r.getMessage().startswith("process 'p' started")]
+    assert [(extra(r, "process_name"), extra(r, "attempt")) for r in starts] == [
         ("p", 1),
         ("p", 2),
         ("p", 1),
         ("p", 2),
     ]
-    failures = h.logs.with_message("failed to execute process")
+    # Each error returned: the retried ones, then the last one, in the give-up line.
+    ends = ("process 'p' failed", "process 'p' gave up")
+    failures = [r for r in records if r.getMessage().startswith(ends)]
     assert [(extra(r, "attempt"), repr(extra(r, "error"))) for r in failures] == [
         (1, repr(RuntimeError("p error 1"))),
         (1, repr(RuntimeError("p error 3"))),
         (2, repr(RuntimeError("p error 4"))),
     ]
     assert {r.levelno for r in failures} == {logging.ERROR}
-    (panic,) = h.logs.with_message("recover from panic")
-    assert extra(panic, "process_name") == "p"
-    assert extra(panic, "attempt") == 2
-    assert repr(extra(panic, "error")) == repr(ValueError("p crash 2"))
+    assert {extra(r, "process_name") for r in failures} == {"p"}
+    (crash,) = [r for r in records if r.getMessage().startswith("process 'p' crashed")]
+    assert extra(crash, "process_name") == "p"
+    assert extra(crash, "attempt") == 2
+    assert repr(extra(crash, "error")) == repr(ValueError("p crash 2"))
+    assert extra(crash, "interval") == 0.001
 
 
-def test_log_messages_mirror_the_go_ones(h: Harness) -> None:
+def test_log_messages_tell_what_happened_to_the_process_in_order(h: Harness) -> None:
+    # One line per step (Go logged two for a failure and its wait), each naming the
+    # process and, for a failure, its error.
     h.sup.register(
         "p", Scripted("raise", then="return error"), dataclasses.replace(FAST, retry_count=2)
     )
     h.sup.start()
     h.sup.wait_on_shutdown_signal()
-    assert h.logs.messages() == [
-        "execute process",
-        "recover from panic",
-        "restart the process",
-        "execute process",
-        "failed to execute process",
-        "wait to retry execute process after sleep interval",
-        "execute process",
-        "failed to execute process",
-        "don't try any more to execute process",
-        "can't recover important process. exit..",
-        "shutdown all processes gracefully",
-        "notify all processes (goroutines) to finish their jobs",
-        "supervisor terminates its job.",
+    gave_up = "fatal process 'p' gave up after 2 attempts: RuntimeError('p error 3')"
+    assert [message for _, message, _ in log_lines(h.logs)] == [
+        "process 'p' started (attempt 1 of 2)",
+        "process 'p' crashed (recovery 1 of 10): ValueError('p crash 1'); restarting in 0.001 s",
+        "process 'p' started (attempt 1 of 2)",
+        "process 'p' failed (attempt 1 of 2): RuntimeError('p error 2'); retrying in 0.001 s",
+        "process 'p' started (attempt 2 of 2)",
+        f"{gave_up}; shutting down",
+        f"shutting down ({gave_up}): waiting up to 10.0 s for 0 processes",
+        "1 process finished in D s",
     ]
+
+
+def test_the_last_line_of_a_shutdown_gives_its_duration(h: Harness) -> None:
+    h.sup.register("a", until_finished)
+    h.sup.register("b", until_finished)
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, count=2)
+    report = h.stop()
+    (last,) = [r for r in h.logs.records if "finished in" in r.getMessage()]
+    assert last.getMessage() == f"all 2 processes finished in {round(report.duration, 3)} s"
+    assert log_line(last) == (
+        "INFO", "all 2 processes finished in D s", {"number_of_unfinished_processes": 0}
+    )
 
 
 def test_a_process_deciding_to_end_is_logged_with_its_name_and_error(
@@ -3764,28 +3875,40 @@ def test_a_process_deciding_to_end_is_logged_with_its_name_and_error(
     quits.sup.register("quits", lambda finish_signal, name, channel: done)
     quits.sup.start()
     quits.events.wait_for(ProcessStopped, "quits")
-    (asked,) = quits.logs.with_message("process asked not to be restarted")
+    asked_not = "process 'quits' asked not to be restarted: DoNotRestart('nothing left to do')"
+    (asked,) = quits.logs.with_message(asked_not)
     assert (asked.levelno, extra(asked, "process_name")) == (logging.INFO, "quits")
     ends = supervisors.new()
     ends.sup.register("ends", lambda finish_signal, name, channel: bye)
     ends.sup.start()
     report = ends.sup.wait_on_shutdown_signal()
-    (asked,) = ends.logs.with_message("process asked to terminate the supervisor")
+    terminate = "process 'ends' asked to terminate the supervisor: TerminateSupervisor('all done')"
+    (asked,) = ends.logs.with_message(terminate)
     assert (asked.levelno, extra(asked, "process_name")) == (logging.WARNING, "ends")
     assert extra(asked, "error") is bye
-    assert report.reason == "process 'ends' asked to terminate the supervisor: " + repr(bye)
+    assert report.reason == terminate
 
 
-def shutdown_lines(reason: str, timeout: float = BOUND, unfinished: int = 0) -> list[LogLine]:
-    """The lines of a shutdown, from its start to its end, when no process logs between."""
+def shutdown_lines(
+    reason: str, timeout: float = BOUND, waiting_for: int = 0, finished: int = 1
+) -> list[LogLine]:
+    """The first and the last line of a shutdown in which every process finished: it
+    waits for ``waiting_for`` processes and ``finished`` (all) processes finished."""
+
+    def count(number: int) -> str:
+        return f"{number} process" if number == 1 else f"{number} processes"
+
     return [
-        ("INFO", "shutdown all processes gracefully", {"reason": reason}),
         (
             "INFO",
-            "notify all processes (goroutines) to finish their jobs",
-            {"shutdown_timeout": timeout},
+            f"shutting down ({reason}): waiting up to {timeout} s for {count(waiting_for)}",
+            {"reason": reason, "shutdown_timeout": timeout},
         ),
-        ("INFO", "supervisor terminates its job.", {"number_of_unfinished_processes": unfinished}),
+        (
+            "INFO",
+            f"{'all ' if finished > 1 else ''}{count(finished)} finished in D s",
+            {"number_of_unfinished_processes": 0},
+        ),
     ]
 
 
@@ -3795,25 +3918,20 @@ def test_log_contract_of_errors_retried_until_the_process_gives_up(h: Harness) -
     h.sup.start()
     h.events.wait_for(ProcessGaveUp, "p")
     h.stop()
+    first, last = repr(RuntimeError("p error 1")), repr(RuntimeError("p error 2"))
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' started (attempt 1 of 2)", {"process_name": "p", "attempt": 1}),
         (
             "ERROR",
-            "failed to execute process",
-            {"process_name": "p", "attempt": 1, "error": repr(RuntimeError("p error 1"))},
+            f"process 'p' failed (attempt 1 of 2): {first}; retrying in 0.001 s",
+            {"process_name": "p", "attempt": 1, "error": first, "interval": 0.001},
         ),
-        (
-            "INFO",
-            "wait to retry execute process after sleep interval",
-            {"process_name": "p", "interval": 0.001},
-        ),
-        ("INFO", "execute process", {"process_name": "p", "attempt": 2}),
+        ("INFO", "process 'p' started (attempt 2 of 2)", {"process_name": "p", "attempt": 2}),
         (
             "ERROR",
-            "failed to execute process",
-            {"process_name": "p", "attempt": 2, "error": repr(RuntimeError("p error 2"))},
+            f"process 'p' gave up after 2 attempts: {last}",
+            {"process_name": "p", "attempt": 2, "error": last},
         ),
-        ("INFO", "don't try any more to execute process", {"process_name": "p"}),
         *shutdown_lines("shutdown() was called"),
     ]
 
@@ -3824,24 +3942,25 @@ def test_log_contract_of_panics_recovered_until_a_fatal_process_gives_up(h: Harn
     h.sup.start()
     h.sup.wait_on_shutdown_signal()
     first, second = repr(ValueError("p crash 1")), repr(ValueError("p crash 2"))
+    gave_up = f"fatal process 'p' gave up after 1 recovery: {second}"
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
         (
             "ERROR",
-            "recover from panic",
-            {"process_name": "p", "attempt": 1, "error": first, "exc_info": first},
+            f"process 'p' crashed (recovery 1 of 1): {first}; restarting in 0.001 s",
+            {
+                "process_name": "p", "attempt": 1, "error": first, "interval": 0.001,
+                "exc_info": first,
+            },
         ),
-        ("INFO", "restart the process", {"process_name": "p"}),
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
         (
             "ERROR",
-            "recover from panic",
+            f"{gave_up}; shutting down",
             {"process_name": "p", "attempt": 1, "error": second, "exc_info": second},
         ),
-        ("INFO", "don't try any more to restart the process", {"process_name": "p"}),
-        ("ERROR", "can't recover important process. exit..", {"process_name": "p"}),
-        *shutdown_lines(f"fatal process 'p' gave up: {second}"),
-    ]
+        *shutdown_lines(gave_up),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("is_fatal", [False, True], ids=["not fatal", "fatal"])
@@ -3854,28 +3973,39 @@ def test_log_contract_of_a_process_that_returns_none(h: Harness, is_fatal: bool)
     else:
         h.events.wait_for(ProcessStopped, "p")
         h.stop()
-    ended: list[LogLine] = [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
-        ("INFO", "process terminates with no error", {"process_name": "p"}),
-    ]
+    started: LogLine = (
+        "INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}
+    )
+    fields: dict[str, object] = {"process_name": "p", "attempt": 1, "error": None}
     if is_fatal:
-        ended.append(("ERROR", "can't recover important process. exit..", {"process_name": "p"}))
-        assert log_lines(h.logs) == [*ended, *shutdown_lines("fatal process 'p' returned")]
+        reason = (
+            "fatal process 'p' returned None; one-shot work should be registered with"
+            " ProcessOption(is_fatal=False) or return DoNotRestart"
+        )
+        assert log_lines(h.logs) == [
+            started,
+            ("ERROR", f"{reason}: shutting down", fields),
+            *shutdown_lines(reason),
+        ]
     else:
-        assert log_lines(h.logs) == [*ended, *shutdown_lines("shutdown() was called")]
+        assert log_lines(h.logs) == [
+            started,
+            ("INFO", "process 'p' finished", fields),
+            *shutdown_lines("shutdown() was called"),
+        ]
 
 
 def test_log_contract_of_a_graceful_end(h: Harness) -> None:
-    h.sup.register("p", until_finished)
+    # (p returns once "shutting down" is logged: see returns_after_logged.)
+    h.sup.register("p", returns_after_logged(h.logs, "shutting down ("))
     h.sup.start()
     h.events.wait_for(ProcessStarted, "p")
     h.stop()
-    begin, notify, end = shutdown_lines("shutdown() was called")
+    begin, end = shutdown_lines("shutdown() was called", waiting_for=1)
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
         begin,
-        notify,
-        ("INFO", "process terminates gracefully", {"process_name": "p"}),
+        ("INFO", "process 'p' stopped", {"process_name": "p", "attempt": 1, "error": None}),
         end,
     ]
 
@@ -3887,21 +4017,26 @@ def test_log_contract_of_processes_that_decide_to_end(supervisors: Supervisors) 
     quits.sup.start()
     quits.events.wait_for(ProcessStopped, "quits")
     assert log_lines(quits.logs) == [
-        ("INFO", "execute process", {"process_name": "quits", "attempt": 1}),
-        ("INFO", "process asked not to be restarted", {"process_name": "quits"}),
+        (
+            "INFO",
+            "process 'quits' started (attempt 1 of 3)",
+            {"process_name": "quits", "attempt": 1},
+        ),
+        (
+            "INFO",
+            f"process 'quits' asked not to be restarted: {done!r}",
+            {"process_name": "quits", "attempt": 1, "error": repr(done)},
+        ),
     ]
     ends = supervisors.new()
     ends.sup.register("ends", lambda finish_signal, name, channel: bye)
     ends.sup.start()
     ends.sup.wait_on_shutdown_signal()
+    asked = f"process 'ends' asked to terminate the supervisor: {bye!r}"
     assert log_lines(ends.logs) == [
-        ("INFO", "execute process", {"process_name": "ends", "attempt": 1}),
-        (
-            "WARNING",
-            "process asked to terminate the supervisor",
-            {"process_name": "ends", "error": repr(bye)},
-        ),
-        *shutdown_lines(f"process 'ends' asked to terminate the supervisor: {bye!r}"),
+        ("INFO", "process 'ends' started (attempt 1 of 3)", {"process_name": "ends", "attempt": 1}),
+        ("WARNING", asked, {"process_name": "ends", "attempt": 1, "error": repr(bye)}),
+        *shutdown_lines(asked),
     ]
 
 
@@ -3909,10 +4044,27 @@ def test_log_contract_of_a_start_after_the_shutdown(h: Harness) -> None:
     h.sup.register("p", until_finished)
     h.sup.shutdown()
     h.sup.start()
-    begin, notify, _ = shutdown_lines("shutdown() was called")
-    too_late: LogLine = ("WARNING", "supervisor is shutting down; no process started", {})
-    assert log_lines(h.logs) == [begin, notify, too_late]
+    too_late: LogLine = ("WARNING", "start() after the shutdown began: no process started", {})
+    assert log_lines(h.logs) == [too_late]  # (the shutdown lines come with the wait)
     assert h.sup.status()["p"].state is ProcessLifecycle.REGISTERED
+    h.sup.wait_on_shutdown_signal()
+    assert log_lines(h.logs) == [too_late, *shutdown_lines("shutdown() was called")]
+
+
+def test_start_after_the_shutdown_of_a_started_supervisor_only_warns(h: Harness) -> None:
+    h.sup.register("p", until_finished)
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, "p")
+    with pytest.raises(RuntimeError, match="already started"):
+        h.sup.start()  # while running
+    h.sup.shutdown()
+    h.sup.start()  # the shutdown has begun: a warning, not an error
+    report = h.sup.wait_on_shutdown_signal()
+    h.sup.start()  # and after it
+    assert report.finished == ("p",)
+    assert len(h.events.of(ProcessStarted, "p")) == 1
+    warnings = h.logs.with_message("start() after the shutdown began: no process started")
+    assert [r.levelno for r in warnings] == [logging.WARNING] * 2
 
 
 def test_log_contract_of_the_terminate_channel(h: Harness) -> None:
@@ -3931,9 +4083,9 @@ def test_log_contract_of_the_terminate_channel(h: Harness) -> None:
     h.sup.start()
     assert announced.wait(BOUND)
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
-        ("INFO", "process announced its termination", {"process_name": "p"}),
-        ("WARNING", "process doesn't exist", {"process_name": "ghost"}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' announced its termination", {"process_name": "p"}),
+        ("WARNING", "terminate channel: no process named 'ghost'", {"process_name": "ghost"}),
     ]
 
 
@@ -3952,14 +4104,11 @@ def test_log_contract_of_an_event_hook_that_raises(supervisors: Supervisors) -> 
     h.sup.start()
     assert stopped.wait(BOUND)
     h.stop()
+    event = repr(ProcessStarted("p", 1))
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
-        (
-            "ERROR",
-            "event hook failed",
-            {"event": repr(ProcessStarted("p", 1)), "exc_info": repr(broken)},
-        ),
-        ("INFO", "process terminates with no error", {"process_name": "p"}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
+        ("ERROR", f"event hook failed on {event}", {"event": event, "exc_info": repr(broken)}),
+        ("INFO", "process 'p' finished", {"process_name": "p", "attempt": 1, "error": None}),
         *shutdown_lines("shutdown() was called"),
     ]
 
@@ -3969,25 +4118,28 @@ def test_log_contract_of_a_failure_of_supervision_itself(
 ) -> None:
     bug = ArithmeticError("a bug in the supervisor")
 
-    def broken_backoff(*args: object) -> float:
+    def broken_policy(*args: object) -> tuple[ProcessLifecycle, float, int, int, int]:
         raise bug
 
-    monkeypatch.setattr(supervisor, "_backoff_delay", broken_backoff)
-    # jitter sends the delay through the broken _backoff_delay.
-    h.sup.register("p", Scripted(then="return error"), dataclasses.replace(FAST, jitter=0.5))
+    monkeypatch.setattr(supervisor, "_restart_policy", broken_policy)
+    # The first failure sends the process to the broken policy, before it is logged.
+    h.sup.register("p", Scripted(then="return error"), FAST)
     h.sup.start()
     report = h.sup.wait_on_shutdown_signal()
+    gave_up = f"fatal process 'p' gave up after 1 attempt: {bug!r}"
     assert log_lines(h.logs) == [
-        ("INFO", "execute process", {"process_name": "p", "attempt": 1}),
+        ("INFO", "process 'p' started (attempt 1 of 3)", {"process_name": "p", "attempt": 1}),
+        (
+            "CRITICAL",
+            "supervision of process 'p' failed",
+            {"process_name": "p", "exc_info": repr(bug)},
+        ),
         (
             "ERROR",
-            "failed to execute process",
-            {"process_name": "p", "attempt": 1, "error": repr(RuntimeError("p error 1"))},
+            f"{gave_up}; shutting down",
+            {"process_name": "p", "attempt": 1, "error": repr(bug)},
         ),
-        ("CRITICAL", "supervision failed", {"process_name": "p", "exc_info": repr(bug)}),
-        ("INFO", "don't try any more to restart the process", {"process_name": "p"}),
-        ("ERROR", "can't recover important process. exit..", {"process_name": "p"}),
-        *shutdown_lines(f"fatal process 'p' gave up: {bug!r}"),
+        *shutdown_lines(gave_up),
     ]
     assert report.error is bug
     assert h.sup.status()["p"].last_error == repr(bug)
@@ -4009,27 +4161,35 @@ def test_log_contract_of_a_process_stuck_past_the_timeout(supervisors: Superviso
     lines = stack.splitlines()
     assert all(line.startswith(("  File ", "    ")) for line in lines), lines
     assert any(line.startswith("  File ") and "stuck_in_here" in line for line in lines)
-    begin, notify, _ = shutdown_lines("shutdown() was called", timeout=0.05)
+    # The stack starts at the process's own function: the supervisor's frames are cut off.
+    assert lines[0].startswith(f'  File "{__file__}", line ')
+    assert lines[0].endswith(", in __call__")
+    assert f'"{supervisor.__file__}"' not in stack
+    begin, _ = shutdown_lines("shutdown() was called", timeout=0.05, waiting_for=1)
     # (Up to the report: the released process logs its end some time after it.)
-    assert log_lines(h.logs)[:5] == [
-        ("INFO", "execute process", {"process_name": "hung", "attempt": 1}),
+    assert log_lines(h.logs)[:4] == [
+        ("INFO", "process 'hung' started (attempt 1 of 3)", {"process_name": "hung", "attempt": 1}),
         begin,
-        notify,
         (
             "ERROR",
-            f"process did not finish in time: 'hung', stuck at\n{stack.rstrip()}",
+            f"process 'hung' did not finish within 0.05 s; it is stuck at:\n{stack.rstrip()}",
             {"process_name": "hung", "stack": stack},
         ),
-        ("INFO", "supervisor terminates its job.", {"number_of_unfinished_processes": 1}),
+        (
+            "WARNING",
+            "1 process did not finish within 0.05 s: 'hung'",
+            {"number_of_unfinished_processes": 1},
+        ),
     ]
 
 
-def test_a_stuck_process_whose_frame_is_gone_is_reported_without_a_stack(
+def test_a_process_whose_thread_has_no_frame_left_is_reported_as_finished(
     supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Its thread may end between the check of who is still running and the snapshot of
-    # the stacks (faked here: no frame at all): the report still names it, without a
-    # stack, and does not fail.
+    # the stacks (faked here: no frame at all). Without a frame its function is not
+    # running: "unfinished" lists only the processes whose function still runs (see
+    # ShutdownReport), so it is reported as finished, and nothing fails.
     h = supervisors.new(shutdown_timeout=0.01)
     hung = Hung()
     h.sup.register("hung", hung)
@@ -4041,11 +4201,12 @@ def test_a_stuck_process_whose_frame_is_gone_is_reported_without_a_stack(
     finally:
         monkeypatch.undo()
         hung.release()
-    assert report.unfinished == ("hung",)
+    assert (report.finished, report.unfinished) == (("hung",), ())
     assert dict(report.stacks) == {}
+    assert report.exit_code == EXIT_OK
     assert [line for line in log_lines(h.logs) if line[0] == "ERROR"] == []
-    (last,) = h.logs.with_message("supervisor terminates its job.")
-    assert extra(last, "number_of_unfinished_processes") == 1
+    (last,) = [line for line in log_lines(h.logs) if "finished in" in line[1]]
+    assert last == ("INFO", "1 process finished in D s", {"number_of_unfinished_processes": 0})
 
 
 def test_supervision_goes_on_when_logging_and_stderr_both_fail(
@@ -4086,7 +4247,8 @@ def test_log_contract_falls_back_to_stderr_naming_the_line(
     h.sup.start()
     h.events.wait_for(ProcessStopped, "p")
     err = capsys.readouterr().err
-    assert "supervisor: could not log 'execute process'\nTraceback (most recent call last):" in err
+    line = "process 'p' started (attempt 1 of 3)"
+    assert f"supervisor: could not log {line!r}\nTraceback (most recent call last):" in err
     assert "RuntimeError: the log server is down" in err
 
 
@@ -4095,15 +4257,16 @@ def test_log_contract_falls_back_to_stderr_naming_the_line(
 # and leaves the supervisor as it was. A few cases per path first, then the table.
 
 
+def finite_number(field: str, value: object, low: str = "0", high: str = "threading.TIMEOUT_MAX"
+                  ) -> str:
+    """The whole error text of a number outside its range, as a regex."""
+    return re.escape(f"{field} must be a finite number from {low} to {high}, got {value!r}") + "$"
+
+
 @pytest.mark.parametrize("field", ["retry_interval", "recover_interval"])
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [(-0.001, "must not be negative"), (math.inf, "must be finite"), (math.nan, "must be finite")],
-)
-def test_option_rejects_negative_or_non_finite_intervals(
-    field: str, value: float, message: str
-) -> None:
-    with pytest.raises(ValueError, match=rf"ProcessOption\.{field} {message}"):
+@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan])
+def test_option_rejects_negative_or_non_finite_intervals(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match="^" + finite_number(f"ProcessOption.{field}", value)):
         ProcessOption(**{field: value})  # type: ignore[arg-type]
 
 
@@ -4127,13 +4290,15 @@ def test_option_accepts_the_minimum_counts() -> None:
 
 @pytest.mark.parametrize("value", [0.5, 0.0, -2.0, math.inf, math.nan])
 def test_backoff_factor_below_1_or_not_finite_raises(value: float) -> None:
-    with pytest.raises(ValueError, match=r"ProcessOption\.backoff_factor"):
+    expected = finite_number("ProcessOption.backoff_factor", value, low="1", high="any")
+    with pytest.raises(ValueError, match="^" + expected):
         ProcessOption(backoff_factor=value)
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.01, math.nan])
+@pytest.mark.parametrize("value", [-0.1, 1.01, 2, math.nan])
 def test_jitter_outside_0_to_1_raises(value: float) -> None:
-    with pytest.raises(ValueError, match=r"ProcessOption\.jitter"):
+    expected = finite_number("ProcessOption.jitter", value, high="1")
+    with pytest.raises(ValueError, match="^" + expected):
         ProcessOption(jitter=value)
 
 
@@ -4141,10 +4306,30 @@ def test_jitter_outside_0_to_1_raises(value: float) -> None:
 def test_max_interval_below_a_base_interval_raises(
     retry_interval: float, recover_interval: float
 ) -> None:
-    with pytest.raises(ValueError, match=r"ProcessOption\.max_interval must not be below"):
+    field = "retry_interval" if retry_interval > recover_interval else "recover_interval"
+    expected = (
+        f"ProcessOption.max_interval (0.2) is below {field} (0.5):"
+        f" give {field} at most 0.2, or a larger max_interval"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         ProcessOption(
             retry_interval=retry_interval, recover_interval=recover_interval, max_interval=0.2
         )
+
+
+def test_max_interval_below_a_default_interval_names_the_default_and_the_fix() -> None:
+    # Issue #11: max_interval=1.0 alone is below the default retry_interval (3.0).
+    expected = (
+        "ProcessOption.max_interval (1.0) is below retry_interval (3.0, the default):"
+        " give retry_interval at most 1.0, or a larger max_interval"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        ProcessOption(max_interval=1.0)
+    expected = expected.replace("retry_interval (3.0", "recover_interval (2.0").replace(
+        "give retry_interval", "give recover_interval"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        ProcessOption(retry_interval=0.5, max_interval=1.0)
 
 
 @pytest.mark.parametrize(
@@ -4157,8 +4342,29 @@ def test_bad_reset_after_raises(value: object, error: type[Exception]) -> None:
 
 @pytest.mark.parametrize("field", ["retry_interval", "recover_interval", "reset_after"])
 def test_a_duration_longer_than_any_wait_can_be_is_refused(field: str) -> None:
-    with pytest.raises(ValueError, match=rf"ProcessOption\.{field} must be at most"):
+    with pytest.raises(ValueError, match="^" + finite_number(f"ProcessOption.{field}", 1e10)):
         ProcessOption(**{field: 1e10})  # type: ignore[arg-type]
+    # An int too large for a float too: a ValueError naming the field (no OverflowError),
+    # its value cut short.
+    prefix = f"ProcessOption.{field} must be a finite number from 0 to threading.TIMEOUT_MAX"
+    with pytest.raises(ValueError, match=f"^{re.escape(prefix)}, got 1000") as raised:
+        ProcessOption(**{field: 10**400})  # type: ignore[arg-type]
+    assert str(raised.value).startswith(prefix)
+    assert str(raised.value).endswith("\u2026")
+    assert len(str(raised.value)) < len(prefix) + 40
+
+
+def test_supervisor_rejects_a_bad_strategy_or_restart_intensity() -> None:
+    choices = "('one_for_one', 'one_for_all', 'rest_for_one')"
+    expected = f"Supervisor.strategy must be one of {choices}, got 'x'"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        Supervisor(strategy="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^Supervisor\.max_restarts must be >= 0, got -1$"):
+        Supervisor(max_restarts=-1)
+    with pytest.raises(TypeError, match=r"^Supervisor\.max_restarts must be an int, got 1\.5$"):
+        Supervisor(max_restarts=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^" + finite_number("Supervisor.max_seconds", 0, "1e-09")):
+        Supervisor(max_seconds=0)
 
 
 def test_threading_timeout_max_itself_is_accepted_as_a_duration() -> None:
@@ -4192,7 +4398,7 @@ def test_start_twice_raises(h: Harness) -> None:
 
 def test_remove_with_a_bad_timeout_raises(h: Harness) -> None:
     h.sup.register("p", until_finished)
-    with pytest.raises(ValueError, match="timeout must not be negative"):
+    with pytest.raises(ValueError, match="^" + finite_number("Supervisor.remove.timeout", -1.0)):
         h.sup.remove("p", timeout=-1.0)
 
 
@@ -4203,7 +4409,7 @@ def test_remove_needs_a_str_name(h: Harness) -> None:
 
 def test_error_messages_name_the_method_and_field(h: Harness) -> None:
     h.sup.register("p", until_finished)
-    with pytest.raises(ValueError, match=r"^Supervisor\.remove\.timeout must not be negative"):
+    with pytest.raises(ValueError, match=r"^Supervisor\.remove\.timeout must be a finite number"):
         h.sup.remove("p", timeout=-1.0)
     with pytest.raises(TypeError, match=r"^ProcessOption\.is_fatal must be a bool, got 1$"):
         ProcessOption(is_fatal=1)  # type: ignore[arg-type]
@@ -4663,13 +4869,17 @@ def test_process_ignoring_its_finish_signal_is_named_at_the_timeout(
     assert "ignores_its_finish_signal" in report.stacks[stubborn]
     assert (report.cause, report.exit_code) == (ShutdownCause.REQUEST, EXIT_UNFINISHED)
     assert status[stubborn].state is ProcessLifecycle.RUNNING
+    stuck = f"process {stubborn!r} did not finish within 0.2 s; it is stuck at:\n"
     logged = [
         r
         for r in records.records
-        if r.getMessage().startswith("process did not finish in time")
-        and getattr(r, "process_name", None) == stubborn
+        if r.getMessage().startswith(stuck) and getattr(r, "process_name", None) == stubborn
     ]
     assert len(logged) == 1
+    (unfinished,) = [
+        r for r in records.records if "did not finish" in r.getMessage() and r is not logged[0]
+    ]
+    assert unfinished.getMessage() == f"1 process did not finish within 0.2 s: {stubborn!r}"
     assert "ignores_its_finish_signal" in str(getattr(logged[0], "stack", ""))
     # Once it does return, it is finished, and the report already given stays the same.
     assert sup.status()[stubborn].state is ProcessLifecycle.FINISHED
@@ -4723,8 +4933,19 @@ def test_base_exceptions_raised_by_a_process_are_panics(
     assert status[crasher].state is ProcessLifecycle.FAILED
     assert (status[crasher].recovered_num, status[crasher].restarts) == (2, 2)
     assert status[crasher].last_error == repr(raised[-1])
-    panics = records.with_message("recover from panic", crasher)
+    panics = [
+        r
+        for r in records.records
+        if r.getMessage().startswith((f"process {crasher!r} ", f"fatal process {crasher!r} "))
+        and r.exc_info is not None
+    ]
     assert [r.exc_info[1] if r.exc_info else None for r in panics] == raised
+    gave_up = f"process {crasher!r} gave up after 2 recoveries: {raised[2]!r}"
+    assert [r.getMessage() for r in panics] == [
+        f"process {crasher!r} crashed (recovery 1 of 2): {raised[0]!r}; restarting in 0.0 s",
+        f"process {crasher!r} crashed (recovery 2 of 2): {raised[1]!r}; restarting in 0.0 s",
+        f"fatal {gave_up}; shutting down" if fatal else gave_up,
+    ]
     failed = [e for e in events if isinstance(e, ProcessFailed)]
     assert [(e.error, e.panic) for e in failed] == [(error, True) for error in raised]
     assert [(e.process_name, e.fatal) for e in events if isinstance(e, ProcessGaveUp)] == [
@@ -4920,7 +5141,10 @@ def test_event_hook_that_raises_never_disturbs_supervision(
     assert kinds.count(ProcessStarted) == 5  # four runs of flaky, one of fatal
     assert kinds.count(ShutdownStarted) == kinds.count(ShutdownFinished) == 1
     # Every failure of the hook is logged, and nothing else went wrong.
-    assert len(records.with_message("event hook failed")) == len(calls)
+    messages = map(logging.LogRecord.getMessage, records.records)
+    failures = [m for m in messages if m.startswith("event hook failed")]
+    expected = [f"event hook failed on {short_repr(event)}" for event in calls]
+    assert sorted(failures) == sorted(expected)
     assert excepthook.calls == []
 
 
@@ -5260,7 +5484,8 @@ def test_burst_of_fifty_signals_to_a_child_exits_cleanly(pattern: str, child: St
     assert returncode == (EXIT_UNFINISHED if unfinished_names else EXIT_OK)
     assert sorted(finished_names + unfinished_names) == ["busy", "flaky", "polite"]
     assert restored == "True"
-    assert output.count("shutdown all processes gracefully") == 1, output
+    assert output.count("INFO:supervisor:shutting down (received signal SIG") == 1, output
+    assert output.count("shutting down (") == 1, output
     assert elapsed < 4.0, elapsed  # well before the child's 5 s shutdown timeout
 
 
@@ -5389,7 +5614,8 @@ def test_terminate_channel_used_many_times_or_never(puts: int) -> None:
     assert not alive
     assert len(bad_put) == 1
     assert "42" in str(bad_put[0])
-    assert records.with_message("process doesn't exist", f"{prefix}ghost")
+    ghost = f"{prefix}ghost"
+    assert records.with_message(f"terminate channel: no process named {ghost!r}", ghost)
     # A process that put its name but did not return is unfinished; one that never put
     # its name but returned is finished.
     assert report.unfinished == (liar,)
@@ -5471,14 +5697,16 @@ def test_error_whose_repr_fails_still_ends_a_fatal_process(
 def test_a_failure_of_supervision_itself_ends_the_process_loudly(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken_backoff(*args: object) -> float:
+    def broken_policy(*args: object) -> tuple[ProcessLifecycle, float, int, int, int]:
         raise ArithmeticError("a bug in the supervisor")
 
-    monkeypatch.setattr(supervisor, "_backoff_delay", broken_backoff)
-    h.sup.register("p", Scripted(then="return error"), dataclasses.replace(FAST, jitter=0.5))
+    monkeypatch.setattr(supervisor, "_restart_policy", broken_policy)
+    h.sup.register("p", Scripted(then="return error"), FAST)
     h.sup.start()
     report = h.sup.wait_on_shutdown_signal()
-    (logged,) = h.logs.with_message("supervision failed")
+    (logged,) = h.logs.with_message("supervision of process 'p' failed")
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], ArithmeticError)
     assert logged.levelno == logging.CRITICAL
     assert report.cause is ShutdownCause.FATAL_PROCESS  # p is fatal: it gave up
     assert isinstance(report.error, ArithmeticError)
