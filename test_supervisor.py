@@ -5811,18 +5811,31 @@ def assert_demo_stopped_gracefully(demo: Child, reason: str) -> None:
     assert "Traceback" not in output.split(begin)[1]
 
 
-def readme_commands() -> list[str]:
-    """Every line of README.md's shell blocks (```sh, ```bash, ```console, ```shell)."""
-    text = (HERE / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"^```(?:sh|bash|console|shell)\n(.*?)^```", text, re.M | re.S)
+RUN_MARKER = "<!-- readme-test: run -->"
+"""The line before a ```python block (of the README or docs/) that its test runs."""
+
+
+def markdown_blocks(path: Path, languages: str, marker: str = "") -> list[str]:
+    """The fenced blocks of ``path`` in one of ``languages`` (a regex alternation);
+    with a marker, only those on the line right after it."""
+    text = path.read_text(encoding="utf-8")
+    prefix = re.escape(marker) + r"\n" if marker else ""
+    return re.findall(rf"^{prefix}```(?:{languages})\n(.*?)^```", text, re.M | re.S)
+
+
+def markdown_commands(path: Path) -> list[str]:
+    """Every line of the shell blocks of ``path`` (```sh, ```bash, ```console, ```shell)."""
+    blocks = markdown_blocks(path, "sh|bash|console|shell")
     return [line.removeprefix("$ ").strip() for block in blocks for line in block.splitlines()]
+
+
+def readme_commands() -> list[str]:
+    return markdown_commands(HERE / "README.md")
 
 
 def readme_python_blocks(marker: str = "") -> list[str]:
     """README.md's ```python blocks; with a marker, only those right after that line."""
-    text = (HERE / "README.md").read_text(encoding="utf-8")
-    prefix = re.escape(marker) + r"\n" if marker else ""
-    return re.findall(rf"^{prefix}```python\n(.*?)^```", text, re.M | re.S)
+    return markdown_blocks(HERE / "README.md", "python", marker)
 
 
 # Appended to a README block when it runs: its test_* functions run too, as pytest would.
@@ -6170,7 +6183,7 @@ def test_readme_python_examples_compile() -> None:
 
 
 def test_readme_runnable_python_examples_run(child: StartChild) -> None:
-    blocks = readme_python_blocks("<!-- readme-test: run -->")
+    blocks = readme_python_blocks(RUN_MARKER)
     assert len(blocks) >= 2, "README.md lost its runnable examples"
     for number, block in enumerate(blocks, 1):
         proc = child("-c", block + RUN_TEST_FUNCTIONS)
@@ -6190,3 +6203,308 @@ def test_readme_quick_start_runs_and_stops_gracefully_on_sigint(child: StartChil
     assert "INFO fetcher process 'fetcher' stopped\n" in proc.output
     assert "INFO warm-cache process 'warm-cache' finished\n" in proc.output
     assert "Traceback" not in proc.output
+
+
+# README.md and docs/, LICENSE and the packaging (issue #11, points 4 and 5).
+
+DOCS_README_MAX_LINES = 350
+# The pages the README's detail moved to (issue #11, point 4).
+DOCS_PAGES = (
+    "benchmarks.md",
+    "comparison.md",
+    "deployment.md",
+    "faq.md",
+    "features.md",
+    "go.md",
+    "logging.md",
+    "testing.md",
+)
+# The MIT License after its copyright line, word for word (https://opensource.org/license/mit).
+DOCS_MIT_TERMS = """
+Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software and associated documentation files (the "Software"), to deal in the Software
+without restriction, including without limitation the rights to use, copy, modify, merge,
+publish, distribute, sublicense, and/or sell copies of the Software, and to permit persons
+to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
+INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR
+PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE
+FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER
+DEALINGS IN THE SOFTWARE.
+"""
+DOCS_COPYRIGHT = re.compile(r"^Copyright \(c\) \d{4}(-\d{4})? \S.*$", re.MULTILINE)
+
+def docs_pages() -> list[Path]:
+    """docs/*.md, sorted."""
+    return sorted((HERE / "docs").glob("*.md"))
+
+
+def docs_all_markdown() -> list[Path]:
+    """README.md, then docs/*.md."""
+    return [HERE / "README.md", *docs_pages()]
+
+
+def docs_slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[`*_]|\[|\]\([^)]*\)", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def docs_anchors(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)  # no "# comments" in code
+    return {docs_slug(heading) for heading in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def docs_normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def docs_pyproject() -> dict[str, object]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with (HERE / "pyproject.toml").open("rb") as file:
+        project: dict[str, object] = tomllib.load(file)["project"]
+    return project
+
+
+def docs_tracked_files() -> list[Path]:
+    """The files git tracks here; the test is skipped outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(HERE), "ls-files", "-z"],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_BOUND,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout, or no git")
+    return [HERE / name for name in listed.split("\0") if name]
+
+
+# The README, in one sitting; the rest in docs/
+
+
+def test_readme_is_at_most_350_lines() -> None:
+    lines = (HERE / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= DOCS_README_MAX_LINES, f"README.md has {len(lines)} lines"
+
+
+def test_docs_holds_the_pages_moved_out_of_the_readme_and_the_readme_links_each() -> None:
+    readme = (HERE / "README.md").read_text(encoding="utf-8")
+    for page in DOCS_PAGES:
+        path = HERE / "docs" / page
+        assert path.is_file(), f"docs/{page} is missing"
+        assert path.read_text(encoding="utf-8").startswith("# "), f"docs/{page} has no title"
+        assert f"](docs/{page}" in readme, f"README.md does not link docs/{page}"
+
+
+def test_readme_has_the_sections_of_one_sitting_in_order() -> None:
+    headings = re.findall(
+        r"^## (.+)$", (HERE / "README.md").read_text(encoding="utf-8"), flags=re.M
+    )
+    expected = [
+        "Install",
+        "Try it",
+        "Quick start",
+        "The process contract",
+        "API",
+        "Options",
+        "Shutdown, signals and exit codes",
+        "Features",
+        "Running under systemd",
+        "Running under Kubernetes",
+        "License",
+    ]
+    found = [heading for heading in headings if heading in expected]
+    assert found == expected, headings
+
+
+@pytest.mark.parametrize("page", [path.name for path in docs_pages()])
+def test_docs_python_blocks_compile(page: str) -> None:
+    path = HERE / "docs" / page
+    for number, block in enumerate(markdown_blocks(path, "python"), 1):
+        compile(block, f"docs/{page} python block {number}", "exec")
+
+
+@pytest.mark.parametrize(
+    "page",
+    [path.name for path in docs_pages() if markdown_blocks(path, "python", RUN_MARKER)],
+)
+def test_docs_runnable_python_blocks_run(page: str, child: StartChild) -> None:
+    path = HERE / "docs" / page
+    for number, block in enumerate(markdown_blocks(path, "python", RUN_MARKER), 1):
+        proc = child("-c", block + RUN_TEST_FUNCTIONS)
+        code = proc.finish()
+        assert code == 0, f"runnable block {number} of docs/{page} exited {code}:\n{proc.output}"
+
+
+def test_readme_and_docs_keep_their_runnable_examples() -> None:
+    runnable = {
+        path.relative_to(HERE).as_posix(): len(markdown_blocks(path, "python", RUN_MARKER))
+        for path in docs_all_markdown()
+    }
+    assert runnable["README.md"] >= 2, runnable
+    assert sum(runnable.values()) >= 12, runnable
+    for page in ("features.md", "testing.md", "faq.md"):
+        assert runnable[f"docs/{page}"] >= 1, f"docs/{page} lost its runnable examples"
+
+
+def test_readme_and_docs_links_point_to_files_and_headings_that_exist() -> None:
+    for path in docs_all_markdown():
+        text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            where = f"{path.relative_to(HERE)} links {target!r}"
+            assert linked.exists(), f"{where}: no such file"
+            if anchor:
+                assert linked.suffix == ".md", f"{where}: an anchor in a file that is not Markdown"
+                assert anchor in docs_anchors(linked), f"{where}: no such heading"
+
+
+def test_readme_and_docs_commands_name_files_that_exist() -> None:
+    for path in docs_all_markdown():
+        for command in markdown_commands(path):
+            for named in re.findall(r"\b(?:examples|benchmarks|\.ci)/[\w.]+", command):
+                assert (HERE / named).exists(), f"{path.relative_to(HERE)} names {named}"
+
+
+def test_readme_says_panic_nowhere_nor_goroutine() -> None:
+    readme = (HERE / "README.md").read_text(encoding="utf-8").lower()
+    assert "panic" not in readme
+    assert "goroutine" not in readme
+
+
+def test_readme_quick_start_registers_its_one_shot_job_as_not_fatal() -> None:
+    (block,) = markdown_blocks(HERE / "README.md", "python", "<!-- readme-test: sigint -->")
+    assert "ProcessOption(is_fatal=False)" in block or "DoNotRestart" in block
+
+
+def test_readme_documents_the_exit_codes_of_the_module() -> None:
+    readme = (HERE / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d) \| `(\w+)` \|", readme, flags=re.M)
+    assert {name: int(code) for code, name in rows} == {
+        member.name: member.value for member in supervisor.ExitCode
+    }
+    for alias in ("EXIT_OK", "EXIT_FATAL", "EXIT_UNFINISHED"):
+        assert f"`{alias}`" in readme
+
+
+# Install, the two commands, and CI
+
+
+def test_readme_install_puts_the_copy_first_pip_from_a_clone_second_pypi_last() -> None:
+    readme = (HERE / "README.md").read_text(encoding="utf-8")
+    install = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    copy = install.index("Copy `supervisor.py`")
+    clone = install.index("`pip install .`")
+    pypi = install.index("pip install supervisor-py")
+    assert copy < clone < pypi, install
+    assert "once it is published" in install.lower()
+
+
+def test_readme_gives_the_test_command_that_recreates_the_venv() -> None:
+    assert README_TEST_COMMAND in markdown_commands(HERE / "README.md")
+    assert "python3 examples/demo.py" in markdown_commands(HERE / "README.md")
+
+
+def test_ci_runs_the_readme_test_command_steps_and_quotes_the_command() -> None:
+    script = (HERE / ".ci" / "run").read_text(encoding="utf-8")
+    for command in README_TEST_COMMAND.split(" && "):
+        step = command.removeprefix(".venv/bin/").removeprefix("python3 ").removesuffix(" .venv")
+        assert step in script, f".ci/run lacks the README step {step!r}"
+    comment = " ".join(
+        line.removeprefix("#") for line in script.splitlines() if line.startswith("#")
+    )
+    assert README_TEST_COMMAND in docs_normalized(comment), ".ci/run quotes another command"
+
+
+# Packaging honesty
+
+
+def test_license_holds_the_mit_text() -> None:
+    text = (HERE / "LICENSE").read_text(encoding="utf-8")
+    copyright_line = DOCS_COPYRIGHT.search(text)
+    assert copyright_line, "LICENSE has no copyright line"
+    terms = text[copyright_line.end() :]
+    assert docs_normalized(terms) == docs_normalized(DOCS_MIT_TERMS)
+
+
+def test_module_header_carries_the_full_license_notice() -> None:
+    lines = (HERE / "supervisor.py").read_text(encoding="utf-8").splitlines()
+    header: list[str] = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line.removeprefix("#").removeprefix(" "))
+    assert header, "supervisor.py has no header comment"
+    assert header[0].startswith("supervisor.py"), "the header does not name the file"
+    notice = (HERE / "LICENSE").read_text(encoding="utf-8")
+    notice = notice[notice.index("Copyright") :]  # after the "MIT License" title
+    assert docs_normalized(notice) in docs_normalized("\n".join(header))
+
+
+def test_the_distribution_ships_the_license_file() -> None:
+    project = docs_pyproject()
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+
+
+def test_classifiers_do_not_claim_typing_typed_and_the_readme_says_why() -> None:
+    # PEP 561 cannot mark a single-module distribution as typed: mypy skips an installed
+    # supervisor.py ("missing library stubs or py.typed marker") unless told to follow it.
+    project = docs_pyproject()
+    classifiers = project["classifiers"]
+    assert isinstance(classifiers, list)
+    assert not any(c.startswith("Typing ::") for c in classifiers), classifiers
+    assert not list(HERE.glob("*py.typed")), "a py.typed marker that no package directory holds"
+    readme = (HERE / "README.md").read_text(encoding="utf-8")
+    assert "`Typing :: Typed`" in readme
+    assert "follow_untyped_imports = true" in readme
+
+
+# No absolute path of the machine in the repository
+
+
+def test_no_tracked_file_records_an_absolute_path_of_this_checkout_or_machine() -> None:
+    needles = {str(HERE), sys.prefix, os.path.realpath(sys.executable)}
+    home = str(Path.home())
+    if home.count("/") >= 1 and len(home) > 1:
+        needles.add(home + "/")
+    for path in docs_tracked_files():
+        if not path.is_file():
+            continue  # deleted in the working tree
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # not text
+        for needle in needles:
+            assert needle not in text, f"{path.relative_to(HERE)} records {needle!r}"
+
+
+def test_the_benchmark_record_names_no_absolute_path() -> None:
+    (record,) = [
+        block
+        for block in markdown_blocks(HERE / "docs" / "benchmarks.md", "text")
+        if block.startswith("supervisor.py benchmarks")
+    ]
+    for line in record.splitlines():
+        if line.startswith(("command:", "python:", "module:")):
+            assert not re.search(r"(^|[\s(])/", line), line
+
+
+def test_docs_name_the_one_race_switch() -> None:
+    # SUPERVISOR_TEST_SWITCH_INTERVAL is the one switch (see this module's docstring).
+    for path in docs_all_markdown():
+        assert "SUPERVISOR_RACES" not in path.read_text(encoding="utf-8"), path
+    testing = (HERE / "docs" / "testing.md").read_text(encoding="utf-8")
+    assert "SUPERVISOR_TEST_SWITCH_INTERVAL=1e-6 .venv/bin/python -m pytest -q -m races" in testing
