@@ -198,6 +198,9 @@ RestartStrategy: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one
 ``"one_for_one"`` only that one; ``"one_for_all"`` every process; ``"rest_for_one"``
 that one and every process registered after it."""
 
+# The restart path's members, bound once: an Enum attribute lookup costs as much as a call.
+_RUNNING, _REGISTERED = ProcessLifecycle.RUNNING, ProcessLifecycle.REGISTERED
+_TO_RETRY, _TO_RECOVER = ProcessLifecycle.WAITING_TO_RETRY, ProcessLifecycle.WAITING_TO_RECOVER
 _FINAL: Final = frozenset(
     {ProcessLifecycle.FINISHED, ProcessLifecycle.FAILED, ProcessLifecycle.REMOVED}
 )
@@ -867,40 +870,50 @@ class Supervisor:
         """Run the process again and again, as its options say, until it ends for good."""
         name, options, function, channel = proc.name, proc.options, proc.function, self._channel
         hook, logger, lock, clock = self._on_event, self._logger, self._lock, self._clock
-        attempt = recovered = waits = runs = 0  # the history that the restart policy reads
+        attempt = recovered = waits = 0  # the history that the restart policy reads
+        quick = False  # the run was started by the step before: no wait, hook or logging
         while True:
             # 1. Start unless stopping (after a group restart, once the group may run again).
-            if proc.group is not None and not self._rejoin(proc):
-                return self._end(proc, _End.STOPPED, None)
-            with lock:
-                if self._stopping(proc):
+            if not quick:
+                if proc.group is not None and not self._rejoin(proc):
                     return self._end(proc, _End.STOPPED, None)
-                attempt, runs = attempt + 1, runs + 1
-                proc.attempt, proc.restarts = attempt, runs - 1
-                proc.enter(ProcessLifecycle.RUNNING, began := clock())
-                finish_signal = proc.finish_signal
-            logging_on = logger.isEnabledFor(logging.ERROR)  # else every level here is off
-            if logging_on:
-                message = f"process {name!r} started (attempt {attempt} of {options.retry_count})"
-                self._log(logging.INFO, message, process_name=name, attempt=attempt)
-            if hook is not None:
-                self._emit(ProcessStarted(name, attempt))
+                with lock:
+                    if self._stopping(proc):
+                        return self._end(proc, _End.STOPPED, None)
+                    attempt = proc.begin_run(attempt, began := clock())
+                    finish_signal = proc.finish_signal
+                if logger.isEnabledFor(logging.ERROR):  # else every level here is off
+                    count = f"attempt {attempt} of {options.retry_count}"
+                    message = f"process {name!r} started ({count})"
+                    self._log(logging.INFO, message, process_name=name, attempt=attempt)
+                if hook is not None:
+                    self._emit(ProcessStarted(name, attempt))
             # 2. Run.
+            error: BaseException | None
             try:
-                error, raised = _outcome(name, function(finish_signal, name, channel))
+                error, raised = function(finish_signal, name, channel), False
             except BaseException as exc:  # a crash, whatever it is: never a silent end
                 error, raised = exc, True
+            if not (raised or error is None or isinstance(error, Exception)):
+                error, raised = _returned_a_bug(name, error), True
             # 3. Sort the outcome and ask the policy, in one locked step with the state.
             with lock:
+                quick = False
                 if proc.group is not None:  # stopped for a group restart: not an end, no failure
                     continue
                 if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
                     end: _End | None = _End.RETURNED
                 else:
-                    draw = self._random() if options.jitter else 0.0
+                    draw, now = self._random() if options.jitter else 0.0, clock()
                     state, delay, attempt, recovered, waits = _restart_policy(
-                        options, attempt, recovered, waits, clock() - began, raised, draw)
-                    end = self._decide(proc, state, recovered, error)
+                        options, attempt, recovered, waits, now - began, raised, draw)
+                    end = self._decide(proc, state, recovered, error, now)
+                    quick = (end is None and delay == 0 and hook is None and proc.leads is None
+                             and not logger.isEnabledFor(logging.ERROR))
+                    if quick:  # the fast path: the next run starts in this same step
+                        attempt, began = proc.begin_run(attempt, now), now
+            if quick:
+                continue
             if end is not _End.RETURNED and hook is not None and error is not None:
                 self._emit(ProcessFailed(name, proc.attempt, error, raised))
             if end is not None:
@@ -917,25 +930,25 @@ class Supervisor:
                 finish_signal.wait(delay)
 
     def _stopping(self, proc: _Process) -> bool:
-        return self._phase is not _Phase.RUNNING or proc.removing or proc.finish_signal.is_set()
+        return self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set()
 
     def _decide(self, proc: _Process, state: ProcessLifecycle, recovered: int,
-                error: BaseException) -> _End | None:
+                error: BaseException, now: float) -> _End | None:
         """Under the lock: how a failed process ends, or None if it runs again (its
         state and counters are then set, and its group restart is planned)."""
-        if self._stopping(proc):
+        if self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set():
             return _End.STOPPED
         proc.recovered_num, proc.last_error = recovered, error
-        if state is ProcessLifecycle.FAILED:
+        if state is _GAVE_UP:
             return _End.GAVE_UP
         if self._max_restarts is not None:
-            now, window = self._clock(), self._restart_times
+            window = self._restart_times
             while window and window[0] <= now - self._max_seconds:
                 window.popleft()
             if len(window) >= self._max_restarts:
                 return _End.RESTART_LIMIT
             window.append(now)
-        proc.enter(state, self._clock())
+        proc.enter(state, now)
         if self._strategy == "one_for_one":
             return None
         names = list(self._processes)
@@ -947,7 +960,7 @@ class Supervisor:
             proc.leads = _Group(members, time.monotonic() + self._shutdown_timeout)
             for member in members:
                 member.group, member.resume = proc.leads, threading.Event()
-                member.enter(ProcessLifecycle.RESTARTING, self._clock())
+                member.enter(ProcessLifecycle.RESTARTING, now)
         return None
 
     def _restart_group(self, proc: _Process, delay: float) -> None:
@@ -1117,6 +1130,10 @@ class _Phase(enum.Enum):
     STOPPED = "stopped"
 
 
+_ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
+_GAVE_UP = ProcessLifecycle.FAILED
+
+
 class _End(enum.Enum):
     """How a process ended for good; :meth:`Supervisor._end` makes the rest of it."""
 
@@ -1178,6 +1195,13 @@ class _Process:
     def enter(self, state: ProcessLifecycle, now: float) -> None:
         self.state, self.since = state, now
 
+    def begin_run(self, attempt: int, now: float) -> int:
+        """A run begins, as the next attempt after ``attempt``: every run but the first
+        is a restart. Returns the new attempt."""
+        self.restarts += self.state is not _REGISTERED
+        self.attempt, self.state, self.since = attempt + 1, _RUNNING, now
+        return attempt + 1
+
     def tell(self) -> None:
         """Ask it to finish: its finish signal, and the end of a group restart's wait."""
         self.finish_signal.set()
@@ -1236,13 +1260,15 @@ def _restart_policy(  # noqa: PLR0917 (the history is positional)
         attempt, recovered, waits = 1, 0, 0  # a stable run starts afresh
     if raised:
         if not options.recover or recovered >= options.recover_count:
-            return ProcessLifecycle.FAILED, 0.0, attempt, recovered, waits
-        state, base = ProcessLifecycle.WAITING_TO_RECOVER, options.recover_interval
+            return _GAVE_UP, 0.0, attempt, recovered, waits
+        state, base = _TO_RECOVER, options.recover_interval
         attempt, recovered = 0, recovered + 1  # a recovery starts a fresh retry budget
     elif attempt >= options.retry_count:
-        return ProcessLifecycle.FAILED, 0.0, attempt, recovered, waits
+        return _GAVE_UP, 0.0, attempt, recovered, waits
     else:
-        state, base = ProcessLifecycle.WAITING_TO_RETRY, options.retry_interval
+        state, base = _TO_RETRY, options.retry_interval
+    if options.backoff_factor == 1.0 and not options.jitter and options.max_interval is None:
+        return state, base, attempt, recovered, waits + 1  # fixed intervals: no arithmetic
     try:
         delay = base * options.backoff_factor**waits
     except OverflowError:
@@ -1252,14 +1278,11 @@ def _restart_policy(  # noqa: PLR0917 (the history is positional)
     return state, min(delay, cap), attempt, recovered, waits + 1
 
 
-def _outcome(name: str, result: object) -> tuple[BaseException | None, bool]:
-    """A run's result as ``(error, raised)``; a result that is neither None nor an
-    exception is a bug, handled as a crash."""
-    if result is None or isinstance(result, Exception):
-        return result, False
+def _returned_a_bug(name: str, result: object) -> TypeError:
+    """A run returned neither None nor an exception: a bug, handled as a crash. (The
+    result's repr is not used: it may fail or hang.)"""
     kind = type(result).__name__
-    message = f"process {name!r} returned a {kind} object; expected None or an Exception"
-    return TypeError(message), True
+    return TypeError(f"process {name!r} returned a {kind} object; expected None or an Exception")
 
 
 def _what_ran_out(proc: _Process, raised: bool) -> str:
