@@ -4,7 +4,7 @@ the module as it was before the redesign (the baseline module), measured in the 
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_supervisor.py            # full sizes: about four minutes
+    python benchmarks/bench_supervisor.py            # full sizes: about five minutes
     python benchmarks/bench_supervisor.py --quick    # small sizes: about ten seconds (CI)
     python benchmarks/bench_supervisor.py --figures 1,3   # only some figures
     python benchmarks/bench_supervisor.py --baseline HEAD~3   # another baseline revision
@@ -135,7 +135,7 @@ FULL = Sizes(
     startup_repeats=3,
     throughput_seconds=0.5,
     throughput_rounds=5,
-    throughput_ns=(100, 1_000),
+    throughput_ns=(10, 100, 1_000),
     delay_interval=0.010,
     delay_restarts=50,
     delay_rounds=4,
@@ -790,11 +790,12 @@ def bench_startup(context: Context) -> list[Row]:
 class RunCounter:
     """Counts runs of a process; only the process's own thread writes ``runs``."""
 
-    __slots__ = ("first", "runs")
+    __slots__ = ("first", "go", "runs")
 
     def __init__(self) -> None:
         self.runs = 0
         self.first = threading.Event()
+        self.go = threading.Event()  # the start line: the first run waits for it
 
     def rate(self, seconds: float) -> float:
         """Runs per second over ``seconds``, counted from the first run on."""
@@ -803,10 +804,16 @@ class RunCounter:
 
 def total_rate(counters: Sequence[RunCounter], seconds: float) -> float:
     """Runs per second of all the counters together over ``seconds``, counted once each
-    has run."""
+    has run once. Each first run waits at its own start line (its ``go`` Event), opened
+    once all are in, so that threads that spin never slow down the start of the others
+    (each thread.start() would wait its turn for the GIL behind all of them); one Event
+    per thread, as a shared one's lock, taken again by each woken waiter, is a convoy
+    behind the spinning threads."""
     for counter in counters:
         if not counter.first.wait(LONG):
             raise RuntimeError("a process never ran")
+    for counter in counters:
+        counter.go.set()
     runs_before, began = sum(c.runs for c in counters), perf_counter()
     time.sleep(seconds)
     runs_after, ended = sum(c.runs for c in counters), perf_counter()
@@ -822,6 +829,7 @@ def failing_process(counter: RunCounter, *, raises: bool) -> ProcessFunc:
         counter.runs += 1
         if counter.runs == 1:
             counter.first.set()
+            counter.go.wait()
         if raises:
             raise ValueError("boom")
         return ValueError("boom")
@@ -932,8 +940,9 @@ def bench_throughput(context: Context) -> list[Row]:
                 for impl in context.impls
             ]
             contestants.append(settled(partial(bare_rate, seconds, raises=raises, n=n)))
-            results = interleave(rounds, contestants)
-            name = f"{figure}. restarts/s, N={n:,} processes together ({runs_label(rounds)})"
+            results = interleave(min(rounds, 3), contestants)
+            label = runs_label(min(rounds, 3))
+            name = f"{figure}. restarts/s, N={n:,} processes together ({label})"
             rows += versus_baseline(context, name, results, NO_TARGET, ",.0f")
             rows.append(
                 Row(name, median(results[0]), median(results[-1]), "bare loops", fmt=",.0f")
