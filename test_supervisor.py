@@ -3809,14 +3809,24 @@ def test_nested_rerun_waits_until_a_hung_process_of_the_old_child_has_returned(
     # cannot be killed, so the parent's next run of the child must not start a second
     # "hung" beside it: that run fails (a panic), and a later one starts afresh once
     # the old "hung" has returned.
-    release_old = threading.Event()
-    lives = Scripted("return error", then="wait for finish")
+    release_old, hung_entered = threading.Event(), threading.Event()
+    scripted = Scripted("return error", then="wait for finish")
     hung_runs: list[threading.Event] = []
+
+    def lives(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        # Its first run fails (it is fatal) only once "hung" runs: a shutdown that came
+        # before would rightly stop "hung" before its first run.
+        if scripted.runs == 0:
+            hung_entered.wait(PROCESS_BOUND)
+        return scripted(finish_signal, process_name, terminate_channel)
 
     def hung(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         hung_runs.append(finish_signal)
+        hung_entered.set()
         if len(hung_runs) == 1:
             release_old.wait(PROCESS_BOUND)  # ignores the first life's finish signal
         else:
@@ -3839,7 +3849,7 @@ def test_nested_rerun_waits_until_a_hung_process_of_the_old_child_has_returned(
         assert len(hung_runs) == 1
     finally:
         release_old.set()
-    lives.wait_runs(2)  # the child has started afresh
+    scripted.wait_runs(2)  # the child has started afresh
     child.events.wait_for(ProcessStarted, "hung", count=2)
     report = parent.stop()
     assert report.finished == ("child",)
