@@ -63,6 +63,7 @@ import enum
 import inspect
 import logging
 import math
+import os
 import queue
 import random
 import signal
@@ -81,10 +82,10 @@ __all__ = [
     "LOG_NS_SUPERVISOR", "PROCESS_RECOVER_COUNT", "PROCESS_RECOVER_INTERVAL",
     "PROCESS_RETRY_COUNT", "PROCESS_RETRY_INTERVAL", "DoNotRestart", "ExitCode",
     "GroupRestart", "ProcessFailed", "ProcessFunc", "ProcessGaveUp", "ProcessLifecycle",
-    "ProcessOption", "ProcessStarted", "ProcessStatus", "ProcessStopped", "ProcessWaiting",
-    "RestartStrategy", "ShutdownCause", "ShutdownFinished", "ShutdownOrder", "ShutdownReport",
-    "ShutdownStarted", "Supervisor", "SupervisorEvent", "SupervisorFailed", "TerminateChannel",
-    "TerminateSupervisor", "UnknownProcessError",
+    "ProcessOption", "ProcessStalled", "ProcessStarted", "ProcessStatus", "ProcessStopped",
+    "ProcessWaiting", "RestartStrategy", "ShutdownCause", "ShutdownFinished", "ShutdownOrder",
+    "ShutdownReport", "ShutdownStarted", "Supervisor", "SupervisorEvent", "SupervisorFailed",
+    "TerminateChannel", "TerminateSupervisor", "UnknownProcessError", "heartbeat",
 ]
 
 __version__ = "2.0.0"
@@ -117,6 +118,7 @@ EXIT_UNFINISHED: Final = ExitCode.UNFINISHED
 
 _SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _MAX_WAIT: Final = threading.TIMEOUT_MAX  # no wait can be longer
+_ABOVE_0: Final = 1e-9  # the least duration where 0 is not allowed
 _SignalHandler: TypeAlias = "Callable[[int, types.FrameType | None], object] | int | None"
 
 # ---------------------------------------------------------------------------
@@ -170,6 +172,8 @@ class ProcessLifecycle(enum.Enum):
     """It raised and waits ``recover_interval`` (with backoff) to run again."""
     RESTARTING = "restarting"
     """Another process failed and this one is stopped to restart with it (a strategy)."""
+    STALLED = "stalled"
+    """Its function runs, but sent no :func:`heartbeat` for ``heartbeat_timeout``."""
     FINISHED = "finished"
     """It returned for good: None, DoNotRestart, TerminateSupervisor, or at shutdown."""
     FAILED = "failed"
@@ -200,6 +204,7 @@ that one and every process registered after it."""
 
 # The restart path's members, bound once: an Enum attribute lookup costs as much as a call.
 _RUNNING, _REGISTERED = ProcessLifecycle.RUNNING, ProcessLifecycle.REGISTERED
+_STALLED = ProcessLifecycle.STALLED
 _TO_RETRY, _TO_RECOVER = ProcessLifecycle.WAITING_TO_RETRY, ProcessLifecycle.WAITING_TO_RECOVER
 _FINAL: Final = frozenset(
     {ProcessLifecycle.FINISHED, ProcessLifecycle.FAILED, ProcessLifecycle.REMOVED}
@@ -253,6 +258,9 @@ class ProcessOption:
       before the cap.
     - ``reset_after``: a run that lasted at least this long before it failed starts over
       with fresh retry and recover counters and a fresh backoff (None: never).
+    - ``heartbeat_timeout``: a run that goes longer than this without a :func:`heartbeat`
+      is stalled (None: no watchdog). A thread cannot be killed: a stalled process is
+      reported, and a fatal one shuts the supervisor down.
     """
 
     recover: bool = True
@@ -265,6 +273,7 @@ class ProcessOption:
     max_interval: float | None = None
     jitter: float = 0.0
     reset_after: float | None = None
+    heartbeat_timeout: float | None = None
 
     def __post_init__(self) -> None:
         for field in ("recover", "is_fatal"):
@@ -288,7 +297,7 @@ class ProcessOption:
 _NUMBER_FIELDS: Final = (
     ("recover_interval", 0.0, _MAX_WAIT), ("retry_interval", 0.0, _MAX_WAIT),
     ("backoff_factor", 1.0, math.inf), ("jitter", 0.0, 1.0), ("max_interval", 0.0, _MAX_WAIT),
-    ("reset_after", 0.0, _MAX_WAIT),
+    ("reset_after", 0.0, _MAX_WAIT), ("heartbeat_timeout", _ABOVE_0, _MAX_WAIT),
 )
 _REQUIRED_FIELDS: Final = ("recover_interval", "retry_interval", "backoff_factor", "jitter")
 
@@ -353,6 +362,15 @@ class GroupRestart:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ProcessStalled:
+    """The process sent no heartbeat for ``silent_for`` seconds; ``stack`` is where it is."""
+
+    process_name: str
+    silent_for: float
+    stack: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ShutdownStarted:
     """A shutdown began; ``reason`` is the report's."""
 
@@ -374,6 +392,7 @@ SupervisorEvent: TypeAlias = (
     | ProcessGaveUp
     | ProcessStopped
     | GroupRestart
+    | ProcessStalled
     | ShutdownStarted
     | ShutdownFinished
 )
@@ -426,6 +445,24 @@ class ShutdownReport:
     stacks: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
 
+_current = threading.local()  # .process and .supervisor of a supervised thread
+
+
+def heartbeat() -> None:
+    """Tell the supervisor that the process running on this thread is alive.
+
+    Call it from a process with a ``heartbeat_timeout``, anywhere below its function,
+    more often than that timeout. On a thread that no supervisor runs it does nothing,
+    so process code runs in unit tests without one. It takes no lock, unless the
+    process was stalled.
+    """
+    proc = getattr(_current, "process", None)
+    if proc is not None:
+        last, proc.beat = proc.beat, time.monotonic()
+        if proc.state is _STALLED:
+            _current.supervisor._resumed(proc, proc.beat - last)
+
+
 # ---------------------------------------------------------------------------
 # The supervisor
 
@@ -444,6 +481,11 @@ class Supervisor:
     restart that would make more than ``max_restarts`` within ``max_seconds`` shuts the
     supervisor down instead (``ShutdownCause.RESTART_LIMIT``).
 
+    Under systemd (``NOTIFY_SOCKET`` set), a supervisor that handles signals (``run()``,
+    or ``wait_on_shutdown_signal()``) sends ``READY=1`` once its processes run,
+    ``STOPPING=1`` when the shutdown begins, and, with ``WATCHDOG_USEC``, ``WATCHDOG=1``
+    every half of it while no process is stalled; ``systemd_notify=False`` turns it off.
+
     All methods are thread-safe. :meth:`wait_on_shutdown_signal` is meant for the main
     thread, which owns signal handling. Tests may replace ``_clock`` (which times runs
     and the restart window) and ``_random`` (which draws the jitter).
@@ -454,7 +496,7 @@ class Supervisor:
         logger: logging.Logger | None = None, *,
         on_event: Callable[[SupervisorEvent], object] | None = None,
         shutdown_order: ShutdownOrder = "parallel", strategy: RestartStrategy = "one_for_one",
-        max_restarts: int | None = None, max_seconds: float = 5.0,
+        max_restarts: int | None = None, max_seconds: float = 5.0, systemd_notify: bool = True,
     ) -> None:
         timeout = _check_number("Supervisor.shutdown_timeout", shutdown_timeout)
         if logger is not None and not isinstance(logger, logging.Logger):
@@ -487,6 +529,10 @@ class Supervisor:
         self._waiting = False  # a thread is inside wait_on_shutdown_signal
         self._report: ShutdownReport | None = None
         self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
+        self._systemd_notify, self._notify_to = systemd_notify, ""  # the address, once known
+        self._ping_every = 0.0  # systemd's watchdog: seconds between pings (0: off)
+        self._watchdog: threading.Thread | None = None  # see _watch
+        self._watchdog_wakeup = threading.Event()
 
     def __repr__(self) -> str:
         return f"<Supervisor {self._phase.value}, {len(self._processes)} processes>"
@@ -555,6 +601,8 @@ class Supervisor:
                 raise
             proc.thread = thread
             self._running += 1
+            if proc.options.heartbeat_timeout is not None:
+                self._start_watchdog()
 
     # -- shutdown -----------------------------------------------------------
 
@@ -596,6 +644,8 @@ class Supervisor:
             self._waiting = True
         try:
             with self._signal_handlers(handle_signals):
+                if handle_signals:
+                    self._ready()
                 return self._wait()
         finally:
             with self._lock:
@@ -611,6 +661,8 @@ class Supervisor:
             _require_main_thread("run()")
         with self._signal_handlers(handle_signals):
             self.start()
+            if handle_signals:
+                self._ready()
             return self.wait_on_shutdown_signal(handle_signals=False)
 
     def _wait(self) -> ShutdownReport:
@@ -626,8 +678,9 @@ class Supervisor:
         in_turn = self._tell(procs)
         reason, timeout = shutdown.reason(), self._shutdown_timeout
         message = f"shutting down ({reason}): waiting up to {_seconds(timeout)} for "
-        message += _plural(self._running, "process")
+        message += _plural(shutdown.running, "process")
         self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
+        self._notify("STOPPING=1\nSTATUS=" + message.replace("\n", " "))
         self._emit(ShutdownStarted(reason, shutdown.cause))
         # 3. Wait for every process to return, until the deadline or a second signal.
         self._wait_for_processes(shutdown, in_turn)
@@ -706,9 +759,10 @@ class Supervisor:
         with self._lock:
             if self._phase is not _Phase.STOPPED:
                 self._phase = _Phase.SHUTTING_DOWN
-            procs = list(self._processes.values())
+            procs, shutdown.running = list(self._processes.values()), self._running
         self._tell(procs)
         self._wakeups.put(None)
+        self._watchdog_wakeup.set()
         if reason is not None:
             shutdown.describe(reason)
         return shutdown
@@ -716,12 +770,11 @@ class Supervisor:
     def _tell(self, procs: list[_Process]) -> list[_Process]:
         """Tell every process to finish; in reverse order only those not running their
         function, and return the others, last registered first, to be told in turn."""
-        running = ProcessLifecycle.RUNNING
-        in_turn = [p for p in reversed(procs) if p.state is running]
+        in_turn = [p for p in reversed(procs) if p.state is _RUNNING or p.state is _STALLED]
         if self._shutdown_order == "parallel":
             in_turn = []
         for proc in procs:
-            if not in_turn or proc.state is not running:
+            if not in_turn or proc not in in_turn:
                 proc.tell()
         return in_turn
 
@@ -859,6 +912,7 @@ class Supervisor:
     # -- the supervision loop (runs on each process's thread) ---------------------
 
     def _supervise(self, proc: _Process) -> None:
+        _current.process, _current.supervisor = proc, self
         try:
             self._loop(proc)
         except BaseException as exc:  # a failure of supervision itself: never a silent end
@@ -1095,6 +1149,94 @@ class Supervisor:
             message = f"terminate channel: no process named {name!r}"
             self._log(logging.WARNING, message, process_name=name)
 
+    # -- the watchdog and systemd ----------------------------------------------------
+
+    def _start_watchdog(self) -> None:
+        if self._watchdog is None or not self._watchdog.is_alive():
+            self._watchdog = threading.Thread(target=self._watch, name="supervisor-watchdog")
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        self._watchdog_wakeup.set()  # a new deadline or ping interval: look again
+
+    def _watch(self) -> None:
+        """One thread for every process: it marks a run silent for longer than its
+        ``heartbeat_timeout`` as stalled, and pings systemd's watchdog while none is.
+        It sleeps until the next deadline (no polling), and ends with the shutdown."""
+        next_ping = 0.0
+        while self._phase is _ACCEPTING or self._phase is _Phase.NOT_STARTED:
+            now = time.monotonic()
+            wake, stalled, healthy = now + _MAX_WAIT, [], True
+            with self._lock:
+                for proc in self._processes.values():
+                    timeout = proc.options.heartbeat_timeout
+                    if timeout is None or proc.state in _FINAL:
+                        continue
+                    if proc.state is _RUNNING and proc.beat + timeout <= now:
+                        proc.enter(_STALLED, now)
+                        stalled.append(proc)
+                    healthy = healthy and proc.state is not _STALLED
+                    # A deadline, or a look again when a run may have started.
+                    running = proc.state is _RUNNING
+                    wake = min(wake, proc.beat + timeout if running else now + timeout)
+            for proc in stalled:
+                self._stalled(proc, now - proc.beat)
+            if self._ping_every and healthy and now >= next_ping:
+                self._notify("WATCHDOG=1")
+                next_ping = now + self._ping_every
+            if self._ping_every:
+                wake = min(wake, next_ping)
+            if self._watchdog_wakeup.wait(max(0.0, wake - time.monotonic())):
+                self._watchdog_wakeup.clear()
+
+    def _stalled(self, proc: _Process, silent: float) -> None:
+        thread = proc.thread
+        frame = sys._current_frames().get(thread.ident or 0) if thread else None
+        stack, name = _function_stack(frame), proc.name
+        reason = f"process {name!r} stalled: no heartbeat for {_seconds(silent)}"
+        shutdown = None
+        if proc.options.is_fatal:
+            shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc)
+        message = f"{reason}{'; shutting down' if shutdown else ''}; it is stuck at:\n{stack}"
+        self._log(logging.ERROR, message.rstrip(), process_name=name, stack=stack)
+        self._emit(ProcessStalled(name, silent, stack))
+        if shutdown is not None:
+            shutdown.describe(f"fatal {reason}")
+
+    def _resumed(self, proc: _Process, silent: float) -> None:
+        with self._lock:
+            if proc.state is not _STALLED:
+                return
+            proc.enter(_RUNNING, self._clock())
+        self._watchdog_wakeup.set()  # it has a deadline again
+        message = f"process {proc.name!r} resumed: a heartbeat after {_seconds(silent)}"
+        self._log(logging.WARNING, message, process_name=proc.name)
+
+    def _ready(self) -> None:
+        """Under systemd, say that the processes run, and start the pings it asks for."""
+        address = os.environ.get("NOTIFY_SOCKET", "") if self._systemd_notify else ""
+        self._notify_to = "\0" + address[1:] if address.startswith("@") else address
+        usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID")
+        self._notify(f"READY=1\nSTATUS=running {_plural(len(self._processes), 'process')}")
+        if self._notify_to and usec.isdigit() and pid in (None, str(os.getpid())):
+            self._ping_every = int(usec) / 2e6
+            with self._lock:
+                self._start_watchdog()
+
+    def _notify(self, message: str) -> None:
+        """Send systemd a notification (sd_notify); a failure is logged once."""
+        address = self._notify_to
+        if not address:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)  # a full queue drops this message: never block
+                sock.sendto(message.encode(), address)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._notify_to = ""
+            self._log(logging.WARNING, f"could not notify systemd at {address!r}: {exc}")
+
     # -- logging and events, which must never disturb supervision ------------------
 
     def _log(self, level: int, message: str, *, exc_info: BaseException | None = None,
@@ -1176,7 +1318,7 @@ class _Process:
     other fields are guarded by the supervisor's lock (the events are set outside it)."""
 
     __slots__ = (
-        "attempt", "finish_signal", "function", "group", "last_error", "leads", "name",
+        "attempt", "beat", "finish_signal", "function", "group", "last_error", "leads", "name",
         "options", "recovered_num", "removing", "restarts", "resume", "since", "state", "thread",
     )
 
@@ -1187,6 +1329,7 @@ class _Process:
         self.thread: threading.Thread | None = None
         self.state, self.since = ProcessLifecycle.REGISTERED, now
         self.attempt = self.recovered_num = self.restarts = 0
+        self.beat = now  # the last heartbeat (time.monotonic()), or the start of the run
         self.last_error: BaseException | None = None
         self.removing = False  # remove() was called
         self.group: _Group | None = None  # the group restart it is stopped for
@@ -1200,6 +1343,7 @@ class _Process:
         is a restart. Returns the new attempt."""
         self.restarts += self.state is not _REGISTERED
         self.attempt, self.state, self.since = attempt + 1, _RUNNING, now
+        self.beat = now
         return attempt + 1
 
     def tell(self) -> None:
@@ -1230,6 +1374,7 @@ class _Shutdown:
     signal_number: int | None
     error: BaseException | None
     text: str = ""
+    running: int = 0  # processes whose loop had not ended when it began
     described: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def describe(self, reason: str) -> None:
