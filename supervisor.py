@@ -825,7 +825,8 @@ class Supervisor:
 
         Sets that process's own finish signal. It is not restarted, and removing a fatal
         process does not shut the supervisor down. Returns whether it returned in time;
-        once it has, its name may be registered again. Called by the process itself,
+        once it has, it is forgotten (no longer in :meth:`status` or the report) and its
+        name may be registered again. Called by the process itself,
         it cannot wait and returns False. Raises :class:`UnknownProcessError` for a name
         that is not registered.
         """
@@ -839,7 +840,7 @@ class Supervisor:
                 raise UnknownProcessError(f"no process named {name!r} is registered")
             proc.removing = True
             if proc.thread is None or proc.state in _FINAL:
-                proc.enter(ProcessLifecycle.REMOVED, self._clock())
+                self._forget(proc)
             thread = proc.thread
         proc.tell()
         if thread is None or thread is threading.current_thread():
@@ -983,6 +984,13 @@ class Supervisor:
             elif delay > 0:
                 finish_signal.wait(delay)
 
+    def _forget(self, proc: _Process) -> None:
+        """Under the lock: a removed process that has returned is forgotten (its name may be
+        registered again), so that register and remove cycles hold no memory."""
+        proc.enter(ProcessLifecycle.REMOVED, self._clock())
+        if self._processes.get(proc.name) is proc:
+            del self._processes[proc.name]
+
     def _stopping(self, proc: _Process) -> bool:
         return self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set()
 
@@ -1082,6 +1090,8 @@ class Supervisor:
                 proc.last_error = error
             proc.enter(state, self._clock())
             self._running -= 1
+            if state is ProcessLifecycle.REMOVED:
+                self._forget(proc)
             wake = self._phase is not _Phase.RUNNING
         cause = _shutdown_cause(proc, how, error)
         shutdown = None if cause is None else self._begin_shutdown(cause, proc=proc, error=error)
