@@ -5,6 +5,7 @@ Run it from the repository root, then press Ctrl-C (or send SIGTERM) to stop it:
     python3 examples/demo.py                  # serves on a free port; the URL is logged
     python3 examples/demo.py --port 8080      # a fixed port
     python3 examples/demo.py --duration 5     # stops by itself after 5 seconds
+    python3 examples/demo.py --stall 2        # the worker hangs for 2 s once: "stalled"
 
 - ``http`` serves ``GET /`` (a JSON snapshot of :meth:`Supervisor.status`) and
   ``GET /healthz`` on 127.0.0.1, until its finish signal is set.
@@ -13,6 +14,12 @@ Run it from the repository root, then press Ctrl-C (or send SIGTERM) to stop it:
   error (the supervisor retries the worker after ``retry_interval``) and another raises
   (the supervisor recovers it after ``recover_interval``). The failed job succeeds the
   second time, so within three seconds the log shows a retry and a recovery.
+  It beats: it calls ``heartbeat()`` after each job, and its ``heartbeat_timeout`` is
+  1 s. With ``--stall SECONDS`` it hangs that long once (before job 2): after a second
+  without a heartbeat the log says it stalled and where it is stuck, ``GET /`` shows it
+  ``stalled``, and its next heartbeat logs that it resumed. A stalled thread is
+  reported, not restarted (a thread cannot be killed); under systemd, the supervisor's
+  ``WATCHDOG=1`` pings stop meanwhile (see docs/deployment.md).
 
 The exit code is the report's: 0 when everything stopped gracefully (see README.md).
 """
@@ -39,9 +46,11 @@ from supervisor import (  # noqa: E402
     ShutdownReport,
     Supervisor,
     TerminateChannel,
+    heartbeat,
 )
 
 JOB_INTERVAL = 0.2  # the flaky worker does one job this often
+HEARTBEAT_TIMEOUT = 1.0  # the flaky worker is stalled after this long without a heartbeat
 STATS_INTERVAL = 1.0  # the periodic job runs this often
 
 log = logging.getLogger("demo")
@@ -208,12 +217,14 @@ def make_stats_job(
 
 class FlakyWorker:
     """The ``flaky-worker`` process: a job every JOB_INTERVAL; job 3, 11, 19... returns an
-    error the first time it is tried, and job 6, 14, 22... raises the first time."""
+    error the first time it is tried, and job 6, 14, 22... raises the first time. It
+    sends a heartbeat after each job; with ``stall``, it hangs that long once, before job 2."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, stall: float | None = None) -> None:
         self.counters = counters
-        self.next_job = 1  # only this process's thread touches these two
+        self.next_job = 1  # only this process's thread touches these three
         self.failed_once: set[int] = set()
+        self.stall = stall
 
     def __call__(
         self, finish_signal: threading.Event, name: str, terminate_channel: TerminateChannel
@@ -221,6 +232,10 @@ class FlakyWorker:
         plog = process_logger(name)
         while not finish_signal.wait(JOB_INTERVAL):
             job = self.next_job
+            if job == 2 and self.stall is not None:
+                stall, self.stall = self.stall, None
+                plog.info("job 2 hangs for %.1f s, without a heartbeat", stall)
+                finish_signal.wait(stall)  # where the "stalled" log line says it is stuck
             if job not in self.failed_once:
                 if job % 8 == 3:
                     self.failed_once.add(job)
@@ -234,6 +249,7 @@ class FlakyWorker:
             plog.info("job %d done%s", job, retried)
             self.counters.job_done()
             self.next_job += 1
+            heartbeat()  # alive: a run silent for HEARTBEAT_TIMEOUT is stalled
         return None  # the finish signal is set: stop gracefully
 
 
@@ -241,7 +257,7 @@ class FlakyWorker:
 # Wiring
 
 
-def build(port: int) -> Supervisor:
+def build(port: int, stall: float | None = None) -> Supervisor:
     sup = Supervisor(shutdown_timeout=5.0)
     counters = Counters()
     # The web server matters most: if it gives up, the whole service shuts down (exit 1).
@@ -253,11 +269,18 @@ def build(port: int) -> Supervisor:
     sup.register("stats", make_stats_job(sup, counters), ProcessOption(is_fatal=False))
     # The worker retries and recovers quickly. reset_after: a run of a second or more
     # has proven itself, so its counters start over and it never runs out of restarts;
-    # is_fatal=False: should it give up anyway, the rest of the service stays up.
+    # is_fatal=False: should it give up (or stall) anyway, the rest of the service stays
+    # up. heartbeat_timeout: a run without a heartbeat for a second is stalled.
     sup.register(
         "flaky-worker",
-        FlakyWorker(counters),
-        ProcessOption(retry_interval=0.5, recover_interval=0.5, reset_after=1.0, is_fatal=False),
+        FlakyWorker(counters, stall),
+        ProcessOption(
+            retry_interval=0.5,
+            recover_interval=0.5,
+            reset_after=1.0,
+            is_fatal=False,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        ),
     )
     return sup
 
@@ -278,10 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--duration", type=float, default=None, help="shut down by itself after this many seconds"
     )
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"the flaky worker hangs this long once, without a heartbeat (stalled after"
+        f" {HEARTBEAT_TIMEOUT:g} s)",
+    )
     args = parser.parse_args(argv)
 
     setup_logging()
-    sup = build(args.port)
+    sup = build(args.port, args.stall)
 
     if args.duration is not None:
         timer = threading.Timer(args.duration, sup.shutdown)
