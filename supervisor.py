@@ -276,9 +276,8 @@ class ProcessOption:
     heartbeat_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        for field in ("recover", "is_fatal"):
-            if not isinstance(value := getattr(self, field), bool):
-                raise TypeError(f"ProcessOption.{field} must be a bool, got {_describe(value)}")
+        _check_bool("ProcessOption.recover", self.recover)
+        _check_bool("ProcessOption.is_fatal", self.is_fatal)
         _check_count("ProcessOption.recover_count", self.recover_count, 0)
         _check_count("ProcessOption.retry_count", self.retry_count, 1)
         for field, low, high in _NUMBER_FIELDS:
@@ -503,6 +502,7 @@ class Supervisor:
             raise TypeError(f"Supervisor.logger must be a logging.Logger or None, got {logger!r}")
         if on_event is not None and not callable(on_event):
             raise TypeError(f"Supervisor.on_event must be callable or None, got {on_event!r}")
+        _check_bool("Supervisor.systemd_notify", systemd_notify)
         _check_choice("Supervisor.shutdown_order", shutdown_order, typing.get_args(ShutdownOrder))
         _check_choice("Supervisor.strategy", strategy, typing.get_args(RestartStrategy))
         if max_restarts is not None:
@@ -526,6 +526,7 @@ class Supervisor:
         self._processes: dict[str, _Process] = {}  # in registration order
         self._phase = _Phase.NOT_STARTED
         self._running = 0  # supervision loops that have not ended
+        self._ending = 0  # ended processes still logging their end (see _end)
         self._waiting = False  # a thread is inside wait_on_shutdown_signal
         self._report: ShutdownReport | None = None
         self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
@@ -697,8 +698,8 @@ class Supervisor:
             while in_turn and (current is None or current.state in _FINAL or late):
                 current = in_turn.pop(0)
                 current.tell()
-            if self._running == 0 or late:
-                return
+            if (self._running == 0 and self._ending == 0) or late:
+                return  # every end is told before ShutdownFinished
             try:
                 signum = self._wakeups.get(timeout=shutdown.deadline - time.monotonic())
             except queue.Empty:
@@ -717,9 +718,7 @@ class Supervisor:
         with self._lock:
             names = list(self._processes)
             live = [(p.name, p.thread) for p in self._processes.values() if p.state not in _FINAL]
-        frames = sys._current_frames() if live else {}
-        stacks = {name: stack for name, thread in live if thread is not None
-                  and (stack := _function_stack(frames.get(thread.ident or 0)))}
+        stacks = _stacks(dict(live))
         exit_code = ExitCode.UNFINISHED if stacks else ExitCode.OK
         if shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST):
             exit_code = ExitCode.FATAL
@@ -1089,7 +1088,7 @@ class Supervisor:
             if error is not None:
                 proc.last_error = error
             proc.enter(state, self._clock())
-            self._running -= 1
+            self._running, self._ending = self._running - 1, self._ending + 1
             if state is ProcessLifecycle.REMOVED:
                 self._forget(proc)
             wake = self._phase is not _Phase.RUNNING
@@ -1107,6 +1106,8 @@ class Supervisor:
                 self._emit(ProcessStopped(proc.name, state, error))
         if shutdown is not None:
             shutdown.describe(reason)
+        with self._lock:
+            self._ending -= 1
         if wake:
             self._wakeups.put(None)
 
@@ -1199,15 +1200,16 @@ class Supervisor:
                 self._watchdog_wakeup.clear()
 
     def _stalled(self, proc: _Process, silent: float) -> None:
-        thread = proc.thread
-        frame = sys._current_frames().get(thread.ident or 0) if thread else None
-        stack, name = _function_stack(frame), proc.name
+        name = proc.name
+        stack = _stacks({name: proc.thread}).get(name, "")
         reason = f"process {name!r} stalled: no heartbeat for {_seconds(silent)}"
         shutdown = None
         if proc.options.is_fatal:
             shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc)
-        message = f"{reason}{'; shutting down' if shutdown else ''}; it is stuck at:\n{stack}"
-        self._log(logging.ERROR, message.rstrip(), process_name=name, stack=stack)
+        fatal = "; shutting down" if shutdown else ""
+        message = f"process {name!r} stalled: no heartbeat for {_seconds(silent)}{fatal}"
+        self._log(logging.ERROR, f"{message}; it is stuck at:\n{stack.rstrip()}",
+                  process_name=name, stack=stack)
         self._emit(ProcessStalled(name, silent, stack))
         if shutdown is not None:
             shutdown.describe(f"fatal {reason}")
@@ -1448,14 +1450,30 @@ def _what_ran_out(proc: _Process, raised: bool) -> str:
     return _plural(proc.recovered_num, "recovery")
 
 
-def _function_stack(frame: types.FrameType | None) -> str:
-    """The stack of a process's function, from a frame of its thread; empty if the
-    function has returned (the thread is in the supervisor's own code)."""
-    entries = traceback.extract_stack(frame) if frame is not None else []
-    for index, entry in enumerate(entries):
-        if entry.name == "_loop" and entry.filename == __file__:
-            return "".join(traceback.format_list(entries[index + 1 :]))
-    return ""
+def _stacks(threads: Mapping[str, threading.Thread | None]) -> dict[str, str]:
+    """The stack of each process's function, from its thread, if the function has not
+    returned (the thread is not in the supervisor's own code only).
+
+    The frames of a running thread change under the reader, which can crash CPython
+    3.11 (cpython#99110): they are copied while no other thread runs (no I/O and a long
+    switch interval for those microseconds), and formatted after."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        frames = sys._current_frames()
+        copies = {name: traceback.StackSummary.extract(traceback.walk_stack(frame),
+                                                       lookup_lines=False)
+                  for name, thread in threads.items()
+                  if thread is not None and (frame := frames.get(thread.ident or 0)) is not None}
+    finally:
+        sys.setswitchinterval(interval)
+    stacks = {}
+    for name, summary in copies.items():
+        entries = list(reversed(summary))  # the outermost call first
+        starts = [i for i, e in enumerate(entries) if e.name == "_loop" and e.filename == __file__]
+        if starts and starts[0] + 1 < len(entries):
+            stacks[name] = "".join(traceback.format_list(entries[starts[0] + 1 :]))
+    return stacks
 
 
 def _describe(value: object, limit: int = 200) -> str:
@@ -1505,6 +1523,11 @@ def _check_process(name: str, process: object) -> None:
             f"process {name!r} must accept three positional arguments (finish_signal, "
             f"process_name, terminate_channel), but {_describe(process)} takes {signature}"
         ) from None
+
+
+def _check_bool(field: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{field} must be a bool, got {_describe(value)}")
 
 
 def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
