@@ -589,7 +589,7 @@ def watchdog(sup: Supervisor, seconds: float = WATCHDOG) -> Iterator[None]:
         timer.join()
 
 
-def bounded_report(sup: Supervisor, timeout: float = 2 * WATCHDOG) -> ShutdownReport:
+def bounded_report(sup: Supervisor, timeout: float = BOUND) -> ShutdownReport:
     """``sup.wait_on_shutdown_signal(handle_signals=False)``, but on a helper thread and
     bounded: if it has not returned within ``timeout``, the test fails instead of hanging."""
     outcome: queue.SimpleQueue[ShutdownReport | BaseException] = queue.SimpleQueue()
@@ -3291,7 +3291,7 @@ def test_remove_stops_the_process_and_says_it_returned(h: Harness) -> None:
     h.sup.start()
     process.wait_runs(1)
     assert h.sup.remove("p", timeout=BOUND) is True
-    assert h.sup.status()["p"].state is ProcessLifecycle.REMOVED
+    assert "p" not in h.sup.status()  # a removed process that returned is forgotten
     (stopped,) = h.events.of(ProcessStopped, "p")
     assert stopped.state is ProcessLifecycle.REMOVED
     assert process.runs == 1
@@ -3318,7 +3318,9 @@ def test_remove_during_a_retry_wait(h: Harness) -> None:
     assert h.sup.remove("p", timeout=BOUND) is True
     assert time.monotonic() - started < AT_ONCE
     assert process.runs == 1
-    assert h.sup.status()["p"].state is ProcessLifecycle.REMOVED
+    assert "p" not in h.sup.status()
+    (stopped,) = h.events.of(ProcessStopped, "p")
+    assert stopped.state is ProcessLifecycle.REMOVED
 
 
 def test_remove_of_a_fatal_process_does_not_shut_down(h: Harness) -> None:
@@ -3333,7 +3335,7 @@ def test_remove_of_a_fatal_process_does_not_shut_down(h: Harness) -> None:
     report = h.stop()
     assert report.cause is ShutdownCause.REQUEST
     assert report.exit_code == EXIT_OK
-    assert report.finished == ("fatal", "other")
+    assert report.finished == ("other",)  # "fatal" was removed, and is forgotten
 
 
 def test_remove_says_false_when_the_process_does_not_return_in_time(h: Harness) -> None:
@@ -3375,8 +3377,8 @@ def test_remove_before_start_keeps_the_process_from_running(h: Harness) -> None:
     h.sup.start()
     report = h.stop()
     assert process.runs == 0
-    assert report.finished == ("p",)
-    assert h.sup.status()["p"].state is ProcessLifecycle.REMOVED
+    assert report.finished == ()
+    assert "p" not in h.sup.status()
 
 
 def test_remove_called_by_the_process_itself_cannot_wait(h: Harness) -> None:
@@ -3530,10 +3532,9 @@ def test_status_of_ended_processes(h: Harness) -> None:
     h.events.wait_for(ProcessGaveUp, "failed")
     assert h.sup.remove("removed", timeout=BOUND)
     states = {name: s.state for name, s in h.sup.status().items()}
-    assert states == {
+    assert states == {  # "removed" has returned: it is forgotten
         "finished": ProcessLifecycle.FINISHED,
         "failed": ProcessLifecycle.FAILED,
-        "removed": ProcessLifecycle.REMOVED,
     }
     assert h.sup.status()["failed"].last_error == repr(RuntimeError("failed error 1"))
     now = time.monotonic()
@@ -3573,6 +3574,7 @@ def test_lifecycle_states_are_an_enum_with_these_members() -> None:
         ("WAITING_TO_RETRY", "waiting to retry"),
         ("WAITING_TO_RECOVER", "waiting to recover"),
         ("RESTARTING", "restarting"),
+        ("STALLED", "stalled"),
         ("FINISHED", "finished"),
         ("FAILED", "failed"),
         ("REMOVED", "removed"),
@@ -5568,14 +5570,17 @@ def test_a_long_wait_ends_at_once_on_shutdown_or_removal(
     assert delays == [60.0]
     assert elapsed < AT_ONCE, elapsed
     assert runs == [1]  # no run after the wait was cut short
-    expected_end = ProcessLifecycle.FINISHED if how == "shutdown" else ProcessLifecycle.REMOVED
-    assert status[name].state is expected_end
+    if how == "shutdown":
+        assert status[name].state is ProcessLifecycle.FINISHED
+        assert_nothing_lost(report, [name, other])
+    else:  # a removed process that returned is forgotten
+        assert name not in status
+        assert_nothing_lost(report, [other])
     assert (report.cause, report.exit_code, report.unfinished) == (
         ShutdownCause.REQUEST,
         EXIT_OK,
         (),
     )
-    assert_nothing_lost(report, [name, other])
 
 
 @pytest.mark.races
@@ -5634,11 +5639,10 @@ def test_eight_threads_registering_and_removing_keep_status_consistent() -> None
         sup.shutdown()
         alive = join_all(threads_of([*stable, *reused, *removed]))
     assert not alive
-    assert set(status) == {*stable, *reused, *removed}
+    assert set(status) == {*stable, *reused}  # the removed ones returned: forgotten
     for name in [*stable, *reused]:
         assert status[name].state is ProcessLifecycle.RUNNING, status[name]
     for name in removed:
-        assert status[name].state is ProcessLifecycle.REMOVED, status[name]
         assert counted.runs_of.get(name, 0) <= 1
     assert (report.cause, report.exit_code, report.unfinished) == (
         ShutdownCause.REQUEST,
@@ -5648,9 +5652,7 @@ def test_eight_threads_registering_and_removing_keep_status_consistent() -> None
     assert_nothing_lost(report, status)
     assert len(report.finished) == len(status)
     final = sup.status()
-    assert all(
-        row.state in (ProcessLifecycle.FINISHED, ProcessLifecycle.REMOVED) for row in final.values()
-    )
+    assert all(row.state is ProcessLifecycle.FINISHED for row in final.values())
 
 
 BURST_CHILD = textwrap.dedent(
@@ -6000,8 +6002,9 @@ def test_a_thread_the_os_refuses_fails_its_process_instead_of_hanging_the_shutdo
     assert [status[n].state for n in ("b", "c")] == [ProcessLifecycle.FAILED] * 2
     assert status["b"].last_error is not None
     assert "can't start" in status["b"].last_error
+    assert "d" not in status  # removed before start: forgotten at once
     report = h.stop()
-    assert (report.finished, report.unfinished) == (("a", "b", "c", "d"), ())
+    assert (report.finished, report.unfinished) == (("a", "b", "c"), ())
 
 
 def test_reverse_order_without_a_thread_to_spare_tells_every_process_at_once(
