@@ -932,10 +932,12 @@ class Supervisor:
                 if proc.group is not None and not self._rejoin(proc):
                     return self._end(proc, _End.STOPPED, None)
                 with lock:
-                    if self._stopping(proc):
-                        return self._end(proc, _End.STOPPED, None)
-                    attempt = proc.begin_run(attempt, began := clock())
-                    finish_signal = proc.finish_signal
+                    stopping = self._stopping(proc)
+                    if not stopping:
+                        attempt = proc.begin_run(attempt, began := clock())
+                        finish_signal = proc.finish_signal
+                if stopping:  # (ended outside the lock: _end runs user code)
+                    return self._end(proc, _End.STOPPED, None)
                 if logger.isEnabledFor(logging.ERROR):  # else every level here is off
                     count = f"attempt {attempt} of {options.retry_count}"
                     message = f"process {name!r} started ({count})"
