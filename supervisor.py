@@ -753,6 +753,8 @@ class Supervisor:
         caller gives it later to ``describe()``: describing may run user code."""
         now, name = time.monotonic(), None if proc is None else proc.name
         shutdown = _Shutdown(cause, now, now + self._shutdown_timeout, name, signal_number, error)
+        if reason is not None:  # described before it is claimed: nothing can interrupt that
+            shutdown.describe(reason)
         if self._claims.setdefault("shutdown", shutdown) is not shutdown:
             return None
         with self._lock:
@@ -762,8 +764,6 @@ class Supervisor:
         self._tell(procs)
         self._wakeups.put(None)
         self._watchdog_wakeup.set()
-        if reason is not None:
-            shutdown.describe(reason)
         return shutdown
 
     def _tell(self, procs: list[_Process]) -> list[_Process]:
@@ -884,8 +884,11 @@ class Supervisor:
                     self.shutdown()
                 try:
                     self.start()
-                finally:  # a thread refused: stop and report the processes that did start
-                    report = self.wait_on_shutdown_signal(handle_signals=False)
+                except BaseException:  # a thread refused: stop the processes that did start
+                    self.shutdown()
+                    self.wait_on_shutdown_signal(handle_signals=False)
+                    raise
+                report = self.wait_on_shutdown_signal(handle_signals=False)
             finally:
                 finish_signal.on_set = None
             return None if report.cause is ShutdownCause.REQUEST else SupervisorFailed(report)
@@ -929,21 +932,9 @@ class Supervisor:
         while True:
             # 1. Start unless stopping (after a group restart, once the group may run again).
             if not quick:
-                if proc.group is not None and not self._rejoin(proc):
+                if (run := self._start(proc, attempt)) is None:
                     return self._end(proc, _End.STOPPED, None)
-                with lock:
-                    stopping = self._stopping(proc)
-                    if not stopping:
-                        attempt = proc.begin_run(attempt, began := clock())
-                        finish_signal = proc.finish_signal
-                if stopping:  # (ended outside the lock: _end runs user code)
-                    return self._end(proc, _End.STOPPED, None)
-                if logger.isEnabledFor(logging.ERROR):  # else every level here is off
-                    count = f"attempt {attempt} of {options.retry_count}"
-                    message = f"process {name!r} started ({count})"
-                    self._log(logging.INFO, message, process_name=name, attempt=attempt)
-                if hook is not None:
-                    self._emit(ProcessStarted(name, attempt))
+                attempt, began, finish_signal = run
             # 2. Run.
             error: BaseException | None
             try:
@@ -956,6 +947,7 @@ class Supervisor:
             with lock:
                 quick = False
                 if proc.group is not None:  # stopped for a group restart: not an end, no failure
+                    attempt -= 1  # nor an attempt
                     continue
                 if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
                     end: _End | None = _End.RETURNED
@@ -970,20 +962,55 @@ class Supervisor:
                         attempt, began = proc.begin_run(attempt, now), now
             if quick:
                 continue
-            if end is not _End.RETURNED and hook is not None and error is not None:
-                self._emit(ProcessFailed(name, proc.attempt, error, raised))
+            if end is not _End.RETURNED and error is not None:
+                self._failed(proc, error, raised, None if end else delay)
             if end is not None:
                 return self._end(proc, end, error, raised)
-            assert error is not None
-            if logger.isEnabledFor(logging.ERROR):  # the run may have been long
-                self._log_failure(proc, error, raised, delay)
-            if hook is not None:
-                self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
             # 4. Wait on the finish signal, and for the processes restarting with this one.
             if proc.leads is not None:
                 self._restart_group(proc, delay)
             elif delay > 0:
                 finish_signal.wait(delay)
+
+    def _start(self, proc: _Process, attempt: int) -> tuple[int, float, threading.Event] | None:
+        """A run begins, unless the process must stop (then None); after a group restart,
+        once its group may run again. Returns the run's attempt, start and finish signal."""
+        if proc.group is not None and not self._rejoin(proc):
+            return None
+        with self._lock:
+            if self._stopping(proc):
+                return None
+            attempt = proc.begin_run(attempt, began := self._clock())
+            finish_signal = proc.finish_signal
+        if self._logger.isEnabledFor(logging.INFO):
+            count = f"attempt {attempt} of {proc.options.retry_count}"
+            message = f"process {proc.name!r} started ({count})"
+            self._log(logging.INFO, message, process_name=proc.name, attempt=attempt)
+        if self._on_event is not None:
+            self._emit(ProcessStarted(proc.name, attempt))
+        return attempt, began, finish_signal
+
+    def _failed(self, proc: _Process, error: BaseException, raised: bool, delay: float | None
+                ) -> None:
+        """A run failed: the event, and, when it runs again after ``delay``, the log line
+        and the wait's event (an end says the rest)."""
+        name = proc.name
+        if self._on_event is not None:
+            self._emit(ProcessFailed(name, proc.attempt, error, raised))
+        if delay is None:
+            return
+        if self._logger.isEnabledFor(logging.ERROR):
+            options, text, wait = proc.options, _describe(error), _seconds(delay)
+            if raised:
+                count = f"recovery {proc.recovered_num} of {options.recover_count}"
+                message = f"process {name!r} crashed ({count}): {text}; restarting in {wait}"
+            else:
+                count = f"attempt {proc.attempt} of {options.retry_count}"
+                message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
+            self._log(logging.ERROR, message, exc_info=error if raised else None,
+                      process_name=name, attempt=proc.attempt, error=error, interval=delay)
+        if self._on_event is not None:
+            self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
 
     def _forget(self, proc: _Process) -> None:
         """Under the lock: a removed process that has returned is forgotten (its name may be
@@ -1018,7 +1045,7 @@ class Supervisor:
         if self._strategy == "rest_for_one":
             names = names[names.index(proc.name) + 1 :]
         members = [p for p in map(self._processes.__getitem__, names) if p is not proc
-                   and p.group is None and not p.removing and p.thread and p.state not in _FINAL]
+                   and p.group is None and not p.removing and p.state in _RESTARTABLE]
         if members:
             proc.leads = _Group(members, time.monotonic() + self._shutdown_timeout)
             for member in members:
@@ -1047,14 +1074,14 @@ class Supervisor:
             for member in group.members:
                 if member.group is group:
                     member.group = None
-        for member in group.members:
-            member.resume.set()
-        if late:
+        if late:  # the shutdown first: no member may start again
             reason = (
                 f"process {late[0].name!r} did not stop within {_seconds(self._shutdown_timeout)}"
                 f" for a group restart (after {proc.name!r} failed)"
             )
             self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, proc=late[0])
+        for member in group.members:
+            member.resume.set()
 
     def _rejoin(self, proc: _Process) -> bool:
         """A process stopped for a group restart waits until its group may run again,
@@ -1136,20 +1163,6 @@ class Supervisor:
             return logging.INFO, f"process {name!r} finished", ""
         reason = f"{fatal}process {name!r} gave up after {_what_ran_out(proc, raised)}: {text}"
         return logging.ERROR, reason + ("; shutting down" if fatal else ""), reason
-
-    def _log_failure(self, proc: _Process, error: BaseException, raised: bool, delay: float
-                     ) -> None:
-        name, options, text, wait = proc.name, proc.options, _describe(error), _seconds(delay)
-        if raised:
-            count = f"recovery {proc.recovered_num} of {options.recover_count}"
-            message = f"process {name!r} crashed ({count}): {text}; restarting in {wait}"
-        else:
-            count = f"attempt {proc.attempt} of {options.retry_count}"
-            message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
-        self._log(
-            logging.ERROR, message, exc_info=error if raised else None,
-            process_name=name, attempt=proc.attempt, error=error, interval=delay,
-        )
 
     def _announce(self, name: str, /) -> None:
         """``terminate_channel.put(name)``: a process announces its termination."""
@@ -1287,6 +1300,8 @@ class _Phase(enum.Enum):
 
 
 _ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
+# A group restart stops these (a process that has not begun its next run starts afresh).
+_RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})
 _GAVE_UP = ProcessLifecycle.FAILED
 
 

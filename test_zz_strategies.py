@@ -414,24 +414,25 @@ def test_failures_spaced_further_apart_than_max_seconds_never_trip_the_limit(
     assert report.cause is ShutdownCause.REQUEST
 
 
-def test_a_process_failing_again_at_once_restarts_its_group_each_time(
-    strategic: Strategic,
-) -> None:
-    """MODULE BUG (found by this file): a second group restart decided before a member of
-    the first one has begun its next run strands that member: it gets a fresh finish
-    signal that nobody sets, and the supervisor shuts down with FATAL_PROCESS, "process
-    'B' did not stop within ... for a group restart". Seen in most runs."""
+def test_a_process_failing_again_at_once_never_strands_its_group(strategic: Strategic) -> None:
+    """A second failure decided before a member of the first group restart has begun its
+    next run must not strand it (it once got a fresh finish signal that nobody set, and
+    the supervisor shut down: "process 'B' did not stop ... for a group restart"). A
+    member that has not begun its next run starts afresh anyway: it joins no new group."""
     h, stage, gate = strategic.with_strategy("one_for_all"), Stage(), threading.Event()
-    h.sup.register("A", stage.process(fail_when(gate), fail_at_once, fail_at_once), ZERO)
-    h.sup.register("B", stage.process(), ZERO)
+    h.sup.register("A", stage.process(fail_when(gate), fail_at_once, fail_at_once), LARGE)
+    h.sup.register("B", stage.process(), LARGE)
     h.sup.start()
     stage.wait_started("B")
     gate.set()
-    stage.wait_started("A", 4)  # three failures, three group restarts
+    stage.wait_started("A", 4)  # three failures, then it waits
+    stage.wait_started("B", 2)
     report = h.stop()
     assert (report.cause, report.unfinished) == (ShutdownCause.REQUEST, ()), report.reason
-    assert h.events.of(GroupRestart) == [GroupRestart("A", ("B",))] * 3
-    assert stage.count("B") >= 2
+    restarts = h.events.of(GroupRestart)
+    assert 1 <= len(restarts) <= 3
+    assert set(restarts) == {GroupRestart("A", ("B",))}
+    assert stage.count("B") == 1 + len(restarts)
     assert h.sup.status()["B"].state is ProcessLifecycle.FINISHED
 
 
