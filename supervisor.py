@@ -956,14 +956,17 @@ class Supervisor:
                     state, delay, attempt, recovered, waits = _restart_policy(
                         options, attempt, recovered, waits, now - began, raised, draw)
                     end = self._decide(proc, state, recovered, error, now)
-                    quick = (end is None and delay == 0 and hook is None and proc.leads is None
+                    quick = (end is None and delay == 0 and proc.leads is None
                              and not logger.isEnabledFor(logging.ERROR))
                     if quick:  # the fast path: the next run starts in this same step
                         attempt, began = proc.begin_run(attempt, now), now
-            if quick:
+            if quick and hook is None:
                 continue
             if end is not _End.RETURNED and error is not None:
                 self._failed(proc, error, raised, None if end else delay)
+            if quick:
+                self._emit(ProcessStarted(name, attempt))
+                continue
             if end is not None:
                 return self._end(proc, end, error, raised)
             # 4. Wait on the finish signal, and for the processes restarting with this one.
