@@ -444,7 +444,14 @@ class ShutdownReport:
     stacks: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
 
-_current = threading.local()  # .process and .supervisor of a supervised thread
+class _Current(threading.local):
+    """The process (and its supervisor) whose function runs on this thread, if any."""
+
+    process: _Process | None = None
+    supervisor: Supervisor | None = None
+
+
+_current = _Current()
 
 
 def heartbeat() -> None:
@@ -455,10 +462,10 @@ def heartbeat() -> None:
     so process code runs in unit tests without one. It takes no lock, unless the
     process was stalled.
     """
-    proc = getattr(_current, "process", None)
+    proc = _current.process
     if proc is not None:
         last, proc.beat = proc.beat, time.monotonic()
-        if proc.state is _STALLED:
+        if proc.state is _STALLED and _current.supervisor is not None:
             _current.supervisor._resumed(proc, proc.beat - last)
 
 
