@@ -111,6 +111,9 @@ class ExitCode(enum.IntEnum):
     UNFINISHED = 2
     """A signal or a request stopped the supervisor, but a process did not finish."""
 
+    def __str__(self) -> str:  # "0", as Python 3.11+ prints an IntEnum ("ExitCode.OK" on 3.10)
+        return str(self.value)
+
 
 EXIT_OK: Final = ExitCode.OK
 EXIT_FATAL: Final = ExitCode.FATAL
@@ -1582,6 +1585,6 @@ def _check_number(
         number = math.inf
     if not (low <= number <= high and math.isfinite(number)):
         top = {_MAX_WAIT: "threading.TIMEOUT_MAX", math.inf: "any"}.get(high, f"{high:g}")
-        raise ValueError(f"{field} must be a finite number from {low:g} to {top}, got "
-                         f"{_describe(value, 40)}")
+        span = f"above 0, up to {top}" if low == _ABOVE_0 else f"from {low:g} to {top}"
+        raise ValueError(f"{field} must be a finite number {span}, got {_describe(value, 40)}")
     return number

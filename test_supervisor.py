@@ -890,6 +890,13 @@ def test_a_simple_queue_can_stand_in_for_the_terminate_channel() -> None:
 # ExitCode: the exit codes.
 
 
+def test_an_exit_code_prints_as_its_number_on_every_python() -> None:
+    # Python 3.10 printed an IntEnum as "ExitCode.OK"; 3.11+ print "0". Programs print it.
+    assert [str(code) for code in ExitCode] == ["0", "1", "2"]
+    assert f"{ExitCode.UNFINISHED} {ExitCode.FATAL:>3}" == "2   1"
+    assert "exit %s" % ExitCode.OK == "exit 0"  # noqa: UP031 (what logging does)
+
+
 def test_exit_codes_are_one_int_enum_and_the_old_names_are_its_members() -> None:
     assert issubclass(ExitCode, int)
     assert [(c.name, int(c)) for c in ExitCode] == [("OK", 0), ("FATAL", 1), ("UNFINISHED", 2)]
@@ -6832,8 +6839,10 @@ def test_no_line_is_logged_under_the_supervisors_lock(how: str) -> None:
 
 def finite_number(field: str, value: object, low: str = "0", high: str = "threading.TIMEOUT_MAX"
                   ) -> str:
-    """The whole error text of a number outside its range, as a regex."""
-    return re.escape(f"{field} must be a finite number from {low} to {high}, got {value!r}") + "$"
+    """The whole error text of a number outside its range, as a regex (``low`` "> 0": a
+    number that must be above 0)."""
+    span = f"above 0, up to {high}" if low == "> 0" else f"from {low} to {high}"
+    return re.escape(f"{field} must be a finite number {span}, got {value!r}") + "$"
 
 
 @pytest.mark.parametrize("field", ["retry_interval", "recover_interval"])
@@ -6934,7 +6943,7 @@ def test_supervisor_rejects_a_bad_strategy_or_restart_intensity() -> None:
         Supervisor(max_restarts=-1)
     with pytest.raises(TypeError, match=r"^Supervisor\.max_restarts must be an int, got 1\.5$"):
         Supervisor(max_restarts=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="^" + finite_number("Supervisor.max_seconds", 0, "1e-09")):
+    with pytest.raises(ValueError, match="^" + finite_number("Supervisor.max_seconds", 0, "> 0")):
         Supervisor(max_seconds=0)
 
 
@@ -7028,7 +7037,7 @@ def test_a_bad_heartbeat_timeout_raises_naming_the_field(value: object, error: t
 
 
 def test_a_heartbeat_timeout_out_of_range_says_the_range() -> None:
-    expected = finite_number("ProcessOption.heartbeat_timeout", 0, low="1e-09")
+    expected = finite_number("ProcessOption.heartbeat_timeout", 0, low="> 0")
     with pytest.raises(ValueError, match="^" + expected):
         ProcessOption(heartbeat_timeout=0)
 
@@ -7460,7 +7469,7 @@ BAD_CALLS = [
     pytest.param(
         bad_option(heartbeat_timeout=0),
         ValueError,
-        r"heartbeat_timeout.*from 1e-09 .*got 0$",
+        r"heartbeat_timeout.*above 0, .*got 0$",
         id="option-heartbeat_timeout-zero",
     ),
     pytest.param(
@@ -8549,13 +8558,18 @@ _INSTRUCTIONS: dict[types.CodeType, list[dis.Instruction]] = {}
 
 def _ends_a_with_block(frame: types.FrameType) -> bool:
     """Whether the frame is about to call a ``with`` block's ``__exit__``: three
-    ``LOAD_CONST None`` then a call with two arguments, as CPython 3.11+ compiles it."""
+    ``LOAD_CONST None`` then a call with two arguments, as CPython 3.11+ compiles it;
+    ``LOAD_CONST None``, ``DUP_TOP`` twice and a call with three, as 3.10 does."""
     code = frame.f_code
     instructions = _INSTRUCTIONS.setdefault(code, list(dis.get_instructions(code)))
     following = [i for i in instructions if i.offset >= frame.f_lasti][:4]
+    if len(following) < 4 or following[0].opname != "LOAD_CONST" or following[0].argval is not None:
+        return False
+    names = [i.opname for i in following]
+    if names == ["LOAD_CONST", "DUP_TOP", "DUP_TOP", "CALL_FUNCTION"]:  # CPython 3.10
+        return following[3].arg == 3
     return (
-        len(following) == 4
-        and all(i.opname == "LOAD_CONST" and i.argval is None for i in following[:3])
+        all(i.opname == "LOAD_CONST" and i.argval is None for i in following[:3])
         and following[3].opname in ("PRECALL", "CALL")
         and following[3].arg == 2
     )

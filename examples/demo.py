@@ -204,11 +204,12 @@ def make_stats_job(
             jobs, requests = counters.snapshot()
             worker = sup.status()["flaky-worker"]
             plog.info(
-                "%d jobs done, %d HTTP requests served; flaky-worker is %s after %d restarts",
+                "%d jobs done, %d HTTP requests served; flaky-worker is %s after %d %s",
                 jobs,
                 requests,
                 worker.state.value,
                 worker.restarts,
+                "restart" if worker.restarts == 1 else "restarts",
             )
         return None
 
