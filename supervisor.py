@@ -517,7 +517,7 @@ class Supervisor:
         _check_choice("Supervisor.strategy", strategy, typing.get_args(RestartStrategy))
         if max_restarts is not None:
             _check_count("Supervisor.max_restarts", max_restarts, 0)
-        self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, low=1e-9)
+        self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, low=_ABOVE_0)
         self._max_restarts, self._strategy = max_restarts, strategy
         self._shutdown_timeout = timeout or DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
         self._logger = (logger or logging.getLogger()).getChild(LOG_NS_SUPERVISOR)
@@ -622,7 +622,9 @@ class Supervisor:
 
         Safe from any thread, a process or a signal handler included, and idempotent:
         only the first call (or signal, or fatal process) counts. Every process is told
-        at once; :meth:`wait_on_shutdown_signal` waits for them and returns the report.
+        at once (in ``"reverse"`` order, those not running their function; the waiting
+        thread tells the others in turn); :meth:`wait_on_shutdown_signal` waits for them
+        and returns the report.
         """
         self._begin_shutdown(ShutdownCause.REQUEST, "shutdown() was called")
 
@@ -711,7 +713,7 @@ class Supervisor:
             if (self._running == 0 and self._ending == 0) or late:
                 return  # every end is told before ShutdownFinished
             try:
-                signum = self._wakeups.get(timeout=shutdown.deadline - time.monotonic())
+                signum = self._wakeups.get(timeout=max(0.0, shutdown.deadline - time.monotonic()))
             except queue.Empty:
                 continue
             if signum is None:
@@ -962,7 +964,7 @@ class Supervisor:
                 if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
                     end: _End | None = _End.RETURNED
                 else:
-                    draw, now = self._random() if options.jitter else 0.0, clock()
+                    draw, now, failed = self._random() if options.jitter else 0.0, clock(), attempt
                     state, delay, attempt, recovered, waits = _restart_policy(
                         options, attempt, recovered, waits, now - began, raised, draw)
                     end = self._decide(proc, state, recovered, error, now)
@@ -973,7 +975,7 @@ class Supervisor:
             if quick and hook is None:
                 continue
             if end is not _End.RETURNED and error is not None:
-                self._failed(proc, error, raised, None if end else delay)
+                self._failed(proc, failed, error, raised, None if end else delay)
             if quick:
                 self._emit(ProcessStarted(name, attempt))
                 continue
@@ -988,13 +990,16 @@ class Supervisor:
     def _start(self, proc: _Process, attempt: int) -> tuple[int, float, threading.Event] | None:
         """A run begins, unless the process must stop (then None); after a group restart,
         once its group may run again. Returns the run's attempt, start and finish signal."""
-        if proc.group is not None and not self._rejoin(proc):
-            return None
-        with self._lock:
-            if self._stopping(proc):
+        while True:  # read with the stopping check: a group restart sets the finish signal
+            with self._lock:
+                if proc.group is None:
+                    if self._stopping(proc):
+                        return None
+                    attempt = proc.begin_run(attempt, began := self._clock())
+                    finish_signal = proc.finish_signal
+                    break
+            if not self._rejoin(proc):
                 return None
-            attempt = proc.begin_run(attempt, began := self._clock())
-            finish_signal = proc.finish_signal
         if self._logger.isEnabledFor(logging.INFO):
             count = f"attempt {attempt} of {proc.options.retry_count}"
             message = f"process {proc.name!r} started ({count})"
@@ -1003,13 +1008,13 @@ class Supervisor:
             self._emit(ProcessStarted(proc.name, attempt))
         return attempt, began, finish_signal
 
-    def _failed(self, proc: _Process, error: BaseException, raised: bool, delay: float | None
-                ) -> None:
+    def _failed(self, proc: _Process, attempt: int, error: BaseException, raised: bool,
+                delay: float | None) -> None:
         """A run failed: the event, and, when it runs again after ``delay``, the log line
         and the wait's event (an end says the rest)."""
         name = proc.name
         if self._on_event is not None:
-            self._emit(ProcessFailed(name, proc.attempt, error, raised))
+            self._emit(ProcessFailed(name, attempt, error, raised))
         if delay is None:
             return
         if self._logger.isEnabledFor(logging.ERROR):
@@ -1018,10 +1023,10 @@ class Supervisor:
                 count = f"recovery {proc.recovered_num} of {options.recover_count}"
                 message = f"process {name!r} crashed ({count}): {text}; restarting in {wait}"
             else:
-                count = f"attempt {proc.attempt} of {options.retry_count}"
+                count = f"attempt {attempt} of {options.retry_count}"
                 message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
             self._log(logging.ERROR, message, exc_info=error if raised else None,
-                      process_name=name, attempt=proc.attempt, error=error, interval=delay)
+                      process_name=name, attempt=attempt, error=error, interval=delay)
         if self._on_event is not None:
             self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
 
@@ -1133,7 +1138,6 @@ class Supervisor:
             self._running, self._ending = self._running - 1, self._ending + 1
             if state is ProcessLifecycle.REMOVED:
                 self._forget(proc)
-            wake = self._phase is not _Phase.RUNNING
         cause = _shutdown_cause(proc, how, error)
         shutdown = None if cause is None else self._begin_shutdown(cause, proc=proc, error=error)
         level, message, reason = self._words(proc, how, error, raised)
@@ -1148,8 +1152,9 @@ class Supervisor:
                 self._emit(ProcessStopped(proc.name, state, error))
         if shutdown is not None:
             shutdown.describe(reason)
-        with self._lock:
+        with self._lock:  # (a shutdown may have begun while this end was told)
             self._ending -= 1
+            wake = self._phase is not _Phase.RUNNING
         if wake:
             self._wakeups.put(None)
 
@@ -1208,7 +1213,7 @@ class Supervisor:
             with self._lock:
                 for proc in self._processes.values():
                     timeout = proc.options.heartbeat_timeout
-                    if timeout is None or proc.state in _FINAL:
+                    if timeout is None or proc.state in _FINAL or proc.removing:
                         continue
                     if proc.state is _RUNNING and proc.beat + timeout <= now:
                         proc.enter(_STALLED, now)
@@ -1480,6 +1485,9 @@ def _what_ran_out(proc: _Process, raised: bool) -> str:
     return _plural(proc.recovered_num, "recovery")
 
 
+_STACKS_LOCK: Final = threading.Lock()
+
+
 def _stacks(threads: Mapping[str, threading.Thread | None]) -> dict[str, str]:
     """The stack of each process's function, from its thread, if the function has not
     returned (the thread is not in the supervisor's own code only).
@@ -1487,21 +1495,25 @@ def _stacks(threads: Mapping[str, threading.Thread | None]) -> dict[str, str]:
     The frames of a running thread change under the reader, which can crash CPython
     3.11 (cpython#99110): they are copied while no other thread runs (no I/O and a long
     switch interval for those microseconds), and formatted after."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1.0)
-    try:
-        frames = sys._current_frames()
-        copies = {name: traceback.StackSummary.extract(traceback.walk_stack(frame),
-                                                       lookup_lines=False)
-                  for name, thread in threads.items()
-                  if thread is not None and (frame := frames.get(thread.ident or 0)) is not None}
-    finally:
-        sys.setswitchinterval(interval)
+    with _STACKS_LOCK:  # two at once would restore each other's long interval
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1.0)
+        try:
+            frames = sys._current_frames()
+            copies = {name: traceback.StackSummary.extract(traceback.walk_stack(frame),
+                                                           lookup_lines=False)
+                      for name, thread in threads.items()
+                      if thread is not None and (frame := frames.get(thread.ident or 0))}
+        finally:
+            sys.setswitchinterval(interval)
     stacks = {}
     for name, summary in copies.items():
         entries = list(reversed(summary))  # the outermost call first
         starts = [i for i, e in enumerate(entries) if e.name == "_loop" and e.filename == __file__]
-        if starts and starts[0] + 1 < len(entries):
+        if not starts or starts[0] + 1 == len(entries):
+            continue
+        calling = entries[starts[0]].line  # "" when the source cannot be read
+        if not calling or "function(" in calling:  # (else it returned: it is ending)
             stacks[name] = "".join(traceback.format_list(entries[starts[0] + 1 :]))
     return stacks
 

@@ -9264,6 +9264,103 @@ def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
 
 
 # ---------------------------------------------------------------------------
+# Found by a review of the redesign (each reproduced first).
+
+
+def test_the_fast_path_reports_the_attempt_of_the_run_that_failed() -> None:
+    # The next run began in the same locked step: its attempt was reported for the last.
+    events = EventLog()
+    logger = own_logger("fast-path-attempt", level=logging.CRITICAL)  # the fast path
+    sup = Supervisor(BOUND, logger, on_event=events)
+    sup.register("p", Scripted("return error", "return error"), ProcessOption(retry_interval=0))
+    sup.start()
+    events.wait_for(ProcessStarted, "p", count=3)
+    sup.shutdown()
+    sup.wait_on_shutdown_signal(handle_signals=False)
+    assert [e.attempt for e in events.of(ProcessFailed, "p")] == [1, 2]
+    assert [e.attempt for e in events.of(ProcessStarted, "p")] == [1, 2, 3]
+
+
+def test_an_end_still_announced_when_the_shutdown_begins_does_not_hold_up_the_report() -> None:
+    # A process that ended while running (a one-shot) was still in its slow hook when the
+    # shutdown began: when the hook returned, nobody woke the waiting thread, and the
+    # report came only at the deadline.
+    in_hook, release = threading.Event(), threading.Event()
+
+    def slow_hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessStopped) and event.process_name == "one-shot":
+            in_hook.set()
+            release.wait(PROCESS_BOUND)
+
+    sup = Supervisor(LONG, own_logger("lost-wakeup"), on_event=slow_hook)
+    sup.register("one-shot", Scripted("return none"), ProcessOption(is_fatal=False))
+    sup.register("worker", until_finished)
+    sup.start()
+    assert in_hook.wait(BOUND)
+    sup.shutdown()
+    timer = threading.Timer(0.2, release.set)  # the hook returns while the report is awaited
+    timer.start()
+    try:
+        report = bounded_report(sup, BOUND)  # not at the deadline (LONG)
+    finally:
+        release.set()
+        timer.join()
+    assert (report.finished, report.unfinished) == (("one-shot", "worker"), ())
+
+
+def test_a_removed_fatal_process_that_stops_beating_does_not_shut_down_the_supervisor() -> None:
+    # The watchdog marked a removed process, still cleaning up, as stalled, and a fatal
+    # one shut the supervisor down: remove() promises it does not.
+    events, release = EventLog(), threading.Event()
+
+    def slow_to_leave(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        release.wait(PROCESS_BOUND)  # cleaning up, no heartbeat, longer than the timeout
+        return None
+
+    sup = Supervisor(BOUND, own_logger("removed-stall"), on_event=events)
+    sup.register("leaving", slow_to_leave, stall_option(is_fatal=True))
+    sup.register("staying", until_finished)
+    sup.start()
+    events.wait_for(ProcessStarted, "leaving")
+    try:
+        assert sup.remove("leaving", timeout=5 * STALL_TIMEOUT) is False  # still cleaning up
+        assert events.of(ProcessStalled) == []
+        assert events.of(ShutdownStarted) == []
+    finally:
+        release.set()
+    events.wait_for(ProcessStopped, "leaving")
+    sup.shutdown()
+    report = sup.wait_on_shutdown_signal(handle_signals=False)
+    assert (report.cause, report.exit_code) == (ShutdownCause.REQUEST, EXIT_OK)
+
+
+def test_reports_taken_at_once_leave_the_switch_interval_as_it_was() -> None:
+    # Stacks are copied under a long switch interval, restored after; two reports at once
+    # restored each other's long interval, and it stayed for the rest of the program.
+    before = sys.getswitchinterval()
+    hung = Hung()
+    sups = [Supervisor(0.05, own_logger(f"interval-{i}")) for i in range(6)]
+    try:
+        for sup in sups:
+            sup.register("hung", hung)
+            sup.start()
+        hung.wait_entered(len(sups))
+        waiters = [threading.Thread(target=bounded_report, args=(sup,)) for sup in sups]
+        for sup in sups:
+            sup.shutdown()
+        for waiter in waiters:
+            waiter.start()
+        for waiter in waiters:
+            waiter.join(BOUND)
+    finally:
+        hung.release()
+    assert sys.getswitchinterval() == before
+
+
+# ---------------------------------------------------------------------------
 # Defect 12: an error whose __repr__ blocks stopped a fatal give-up from shutting down.
 
 
