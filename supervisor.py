@@ -598,9 +598,7 @@ class Supervisor:
     def _launch(self, procs: list[_Process]) -> None:
         """Start a thread for each process, under the lock (so every thread that exists
         has started); a thread the OS refuses fails its process and those after it."""
-        for index, proc in enumerate(procs):
-            if proc.state is ProcessLifecycle.REMOVED:
-                continue
+        for index, proc in enumerate(procs):  # (a removed process is forgotten: not here)
             thread = threading.Thread(target=self._supervise, args=(proc,), name=proc.name)
             thread.daemon = True
             try:
@@ -769,9 +767,8 @@ class Supervisor:
             shutdown.describe(reason)
         if self._claims.setdefault("shutdown", shutdown) is not shutdown:
             return None
-        with self._lock:
-            if self._phase is not _Phase.STOPPED:
-                self._phase = _Phase.SHUTTING_DOWN
+        with self._lock:  # (the claim is new: the phase is not STOPPED)
+            self._phase = _Phase.SHUTTING_DOWN
             procs, shutdown.running = list(self._processes.values()), self._running
         self._tell(procs)
         self._wakeups.put(None)
@@ -992,13 +989,13 @@ class Supervisor:
         once its group may run again. Returns the run's attempt, start and finish signal."""
         while True:  # read with the stopping check: a group restart sets the finish signal
             with self._lock:
-                if proc.group is None:
+                if (group := proc.group) is None:
                     if self._stopping(proc):
                         return None
                     attempt = proc.begin_run(attempt, began := self._clock())
                     finish_signal = proc.finish_signal
                     break
-            if not self._rejoin(proc):
+            if not self._rejoin(proc, group):
                 return None
         if self._logger.isEnabledFor(logging.INFO):
             count = f"attempt {attempt} of {proc.options.retry_count}"
@@ -1034,8 +1031,7 @@ class Supervisor:
         """Under the lock: a removed process that has returned is forgotten (its name may be
         registered again), so that register and remove cycles hold no memory."""
         proc.enter(ProcessLifecycle.REMOVED, self._clock())
-        if self._processes.get(proc.name) is proc:
-            del self._processes[proc.name]
+        del self._processes[proc.name]
 
     def _stopping(self, proc: _Process) -> bool:
         return self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set()
@@ -1090,8 +1086,7 @@ class Supervisor:
         with self._lock:
             late = [m for m in group.members if m in group.pending and m.state not in _FINAL]
             for member in group.members:
-                if member.group is group:
-                    member.group = None
+                member.group = None
         if late:  # the shutdown first: no member may start again
             reason = (
                 f"process {late[0].name!r} did not stop within {_seconds(self._shutdown_timeout)}"
@@ -1101,15 +1096,14 @@ class Supervisor:
         for member in group.members:
             member.resume.set()
 
-    def _rejoin(self, proc: _Process) -> bool:
+    def _rejoin(self, proc: _Process, group: _Group) -> bool:
         """A process stopped for a group restart waits until its group may run again,
         then gets a fresh finish signal; False if it must stop instead."""
         with self._lock:
-            group, resume = proc.group, proc.resume
-            if group is not None:
-                group.pending.discard(proc)
-                if not group.pending:
-                    group.returned.set()
+            group.pending.discard(proc)
+            if not group.pending:
+                group.returned.set()
+            resume = proc.resume
         resume.wait()
         with self._lock:
             if self._phase is not _Phase.RUNNING or proc.removing:
@@ -1138,25 +1132,28 @@ class Supervisor:
             self._running, self._ending = self._running - 1, self._ending + 1
             if state is ProcessLifecycle.REMOVED:
                 self._forget(proc)
-        cause = _shutdown_cause(proc, how, error)
-        shutdown = None if cause is None else self._begin_shutdown(cause, proc=proc, error=error)
-        level, message, reason = self._words(proc, how, error, raised)
-        self._log(
-            level, message, exc_info=error if raised else None,
-            process_name=proc.name, attempt=proc.attempt, error=error,
-        )
-        if self._on_event is not None:
-            if state is ProcessLifecycle.FAILED and error is not None:
-                self._emit(ProcessGaveUp(proc.name, error, cause is not None))
-            else:
-                self._emit(ProcessStopped(proc.name, state, error))
-        if shutdown is not None:
-            shutdown.describe(reason)
-        with self._lock:  # (a shutdown may have begun while this end was told)
-            self._ending -= 1
-            wake = self._phase is not _Phase.RUNNING
-        if wake:
-            self._wakeups.put(None)
+        try:
+            cause, shutdown = _shutdown_cause(proc, how, error), None
+            if cause is not None:
+                shutdown = self._begin_shutdown(cause, proc=proc, error=error)
+            level, message, reason = self._words(proc, how, error, raised)
+            self._log(
+                level, message, exc_info=error if raised else None,
+                process_name=proc.name, attempt=proc.attempt, error=error,
+            )
+            if self._on_event is not None:
+                if state is ProcessLifecycle.FAILED and error is not None:
+                    self._emit(ProcessGaveUp(proc.name, error, cause is not None))
+                else:
+                    self._emit(ProcessStopped(proc.name, state, error))
+            if shutdown is not None:
+                shutdown.describe(reason)
+        finally:  # even if supervision itself failed here: the report must not wait for it
+            with self._lock:  # (a shutdown may have begun while this end was told)
+                self._ending -= 1
+                wake = self._phase is not _Phase.RUNNING
+            if wake:
+                self._wakeups.put(None)
 
     def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
                ) -> tuple[int, str, str]:
