@@ -699,14 +699,14 @@ class Supervisor:
         return self._finish(shutdown, reason)
 
     def _wait_for_processes(self, shutdown: _Shutdown, in_turn: list[_Process]) -> None:
-        """Wait until every process has returned; ``in_turn`` (reverse order) are told one
-        by one, each once the one before has returned or the deadline has passed."""
+        """Wait until every process has returned; ``in_turn`` are told one by one, the last
+        registered first, each once the one before has returned or the deadline has passed."""
         signals = int(shutdown.cause is ShutdownCause.SIGNAL)
         current: _Process | None = None
         while True:
             late = time.monotonic() >= shutdown.deadline
             while in_turn and (current is None or current.state in _FINAL or late):
-                current = in_turn.pop(0)
+                current = in_turn.pop()
                 current.tell()
             if (self._running == 0 and self._ending == 0) or late:
                 return  # every end is told before ShutdownFinished
@@ -777,12 +777,13 @@ class Supervisor:
 
     def _tell(self, procs: list[_Process]) -> list[_Process]:
         """Tell every process to finish; in reverse order only those not running their
-        function, and return the others, last registered first, to be told in turn."""
-        in_turn = [p for p in reversed(procs) if p.state is _RUNNING or p.state is _STALLED]
-        if self._shutdown_order == "parallel":
-            in_turn = []
+        function, and return the others (in registration order) to be told in turn."""
+        in_turn: list[_Process] = []
+        reverse = self._shutdown_order == "reverse"
         for proc in procs:
-            if not in_turn or proc not in in_turn:
+            if reverse and (proc.state is _RUNNING or proc.state is _STALLED):
+                in_turn.append(proc)
+            else:
                 proc.tell()
         return in_turn
 
