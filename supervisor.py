@@ -1207,7 +1207,8 @@ class Supervisor:
         next_ping = 0.0
         while self._phase is _ACCEPTING or self._phase is _Phase.NOT_STARTED:
             now = time.monotonic()
-            wake, stalled, healthy = now + _MAX_WAIT, [], True
+            wake, healthy = now + _MAX_WAIT, True
+            stalled: list[tuple[_Process, float]] = []  # and for how long it has been silent
             with self._lock:
                 for proc in self._processes.values():
                     timeout = proc.options.heartbeat_timeout
@@ -1215,13 +1216,13 @@ class Supervisor:
                         continue
                     if proc.state is _RUNNING and proc.beat + timeout <= now:
                         proc.enter(_STALLED, now)
-                        stalled.append(proc)
+                        stalled.append((proc, now - proc.beat))
                     healthy = healthy and proc.state is not _STALLED
                     # A deadline, or a look again when a run may have started.
                     running = proc.state is _RUNNING
                     wake = min(wake, proc.beat + timeout if running else now + timeout)
-            for proc in stalled:
-                self._stalled(proc, now - proc.beat)
+            for proc, silent in stalled:
+                self._stalled(proc, silent)
             if self._ping_every and healthy and now >= next_ping:
                 self._notify("WATCHDOG=1")
                 next_ping = now + self._ping_every
@@ -1238,8 +1239,7 @@ class Supervisor:
         if proc.options.is_fatal:
             shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc)
         fatal = "; shutting down" if shutdown else ""
-        message = f"process {name!r} stalled: no heartbeat for {_seconds(silent)}{fatal}"
-        self._log(logging.ERROR, f"{message}; it is stuck at:\n{stack.rstrip()}",
+        self._log(logging.ERROR, f"{reason}{fatal}; it is stuck at:\n{stack.rstrip()}",
                   process_name=name, stack=stack)
         self._emit(ProcessStalled(name, silent, stack))
         if shutdown is not None:
