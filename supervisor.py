@@ -1159,9 +1159,10 @@ class Supervisor:
     def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
                ) -> tuple[int, str, str]:
         """The log level, log message and shutdown reason of a process's end."""
-        name, text = proc.name, _describe(error)
+        name = proc.name
         if how is _End.STOPPED:
             return logging.INFO, f"process {name!r} stopped", ""
+        text = _describe(error)  # (user code: only where the line says the error)
         if how is _End.RESTART_LIMIT:
             limit = f"more than {self._max_restarts} restarts within {_seconds(self._max_seconds)}"
             message = f"process {name!r} failed: {text}; {limit}: shutting down"
