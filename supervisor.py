@@ -388,15 +388,8 @@ class ShutdownFinished:
 
 
 SupervisorEvent: TypeAlias = (
-    ProcessStarted
-    | ProcessFailed
-    | ProcessWaiting
-    | ProcessGaveUp
-    | ProcessStopped
-    | GroupRestart
-    | ProcessStalled
-    | ShutdownStarted
-    | ShutdownFinished
+    ProcessStarted | ProcessFailed | ProcessWaiting | ProcessGaveUp | ProcessStopped
+    | GroupRestart | ProcessStalled | ShutdownStarted | ShutdownFinished
 )
 
 
@@ -522,8 +515,7 @@ class Supervisor:
         self._shutdown_timeout = timeout or DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
         self._logger = (logger or logging.getLogger()).getChild(LOG_NS_SUPERVISOR)
         self._on_event, self._shutdown_order = on_event, shutdown_order
-        self._clock = time.monotonic  # seams for tests: simulated time and chance
-        self._random = random.Random().random
+        self._clock, self._random = time.monotonic, random.Random().random  # seams for tests
         self._channel = types.SimpleNamespace(put=self._announce)  # the terminate channel
         # Wakes the waiting thread: a signal number, or None for "look again".
         self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
@@ -562,17 +554,14 @@ class Supervisor:
         """
         _check_name(name)
         _check_process(name, process)
-        if options is None:
-            options = ProcessOption()
-        elif not isinstance(options, ProcessOption):
+        options = ProcessOption() if options is None else options
+        if not isinstance(options, ProcessOption):
             raise TypeError(f"options for {name!r} must be a ProcessOption, got {options!r}")
         with self._lock:
             if self._claims or self._phase is _Phase.STOPPED:
                 raise RuntimeError(f"{self!r} is shutting down; cannot register {name!r}")
-            existing = self._processes.get(name)
-            if existing is not None and existing.state is not ProcessLifecycle.REMOVED:
+            if name in self._processes:  # (a removed process is forgotten once it returned)
                 raise ValueError(f"process name {name!r} is already registered")
-            self._processes.pop(name, None)  # a re-registered name goes last in the order
             proc = self._processes[name] = _Process(name, process, options, self._clock())
             if self._phase is _Phase.RUNNING:
                 self._launch([proc])
@@ -599,8 +588,8 @@ class Supervisor:
         """Start a thread for each process, under the lock (so every thread that exists
         has started); a thread the OS refuses fails its process and those after it."""
         for index, proc in enumerate(procs):  # (a removed process is forgotten: not here)
-            thread = threading.Thread(target=self._supervise, args=(proc,), name=proc.name)
-            thread.daemon = True
+            thread = threading.Thread(target=self._supervise, args=(proc,), name=proc.name,
+                                      daemon=True)
             try:
                 thread.start()
             except BaseException as exc:
@@ -801,8 +790,9 @@ class Supervisor:
             return
         previous: dict[int, _SignalHandler] = {}
         reader, writer = socket.socketpair()
-        relay = threading.Thread(target=self._relay, args=(reader,), name="supervisor-signals")
-        relay.daemon, previous_fd = True, None
+        relay = threading.Thread(target=self._relay, args=(reader,), name="supervisor-signals",
+                                 daemon=True)
+        previous_fd = None
         try:
             for signum in _SHUTDOWN_SIGNALS:
                 previous[signum] = signal.signal(signum, self._on_signal)
@@ -845,7 +835,7 @@ class Supervisor:
             _check_number("Supervisor.remove.timeout", timeout)
         with self._lock:
             proc = self._processes.get(name)
-            if proc is None or proc.state is ProcessLifecycle.REMOVED:
+            if proc is None:
                 raise UnknownProcessError(f"no process named {name!r} is registered")
             proc.removing = True
             if proc.thread is None or proc.state in _FINAL:
@@ -916,8 +906,7 @@ class Supervisor:
                 raise RuntimeError(f"{self!r} cannot start afresh: {stuck} have not returned")
             now = self._clock()
             self._processes = {name: _Process(name, p.function, p.options, now)
-                               for name, p in self._processes.items()
-                               if p.state is not ProcessLifecycle.REMOVED}
+                               for name, p in self._processes.items()}
             self._phase, self._report, self._running = _Phase.NOT_STARTED, None, 0
             self._claims, self._wakeups = {}, queue.SimpleQueue()
             self._restart_times.clear()
@@ -959,7 +948,7 @@ class Supervisor:
                 if proc.group is not None:  # stopped for a group restart: not an end, no failure
                     attempt -= 1  # nor an attempt
                     continue
-                if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
+                if error is None or isinstance(error, _LAST_WORDS):
                     end: _End | None = _End.RETURNED
                 else:
                     draw, now, failed = self._random() if options.jitter else 0.0, clock(), attempt
@@ -973,10 +962,7 @@ class Supervisor:
             if quick and hook is None:
                 continue
             if end is not _End.RETURNED and error is not None:
-                self._failed(proc, failed, error, raised, None if end else delay)
-            if quick:
-                self._emit(ProcessStarted(name, attempt))
-                continue
+                self._failed(proc, failed, error, raised, None if end else delay, started=quick)
             if end is not None:
                 return self._end(proc, end, error, raised)
             # 4. Wait on the finish signal, and for the processes restarting with this one.
@@ -1003,19 +989,17 @@ class Supervisor:
             message = f"process {proc.name!r} started ({count})"
             self._log(logging.INFO, message, process_name=proc.name, attempt=attempt)
         if self._on_event is not None:
-            self._emit(ProcessStarted(proc.name, attempt))
+            self._emit(proc.started())
         return attempt, began, finish_signal
 
     def _failed(self, proc: _Process, attempt: int, error: BaseException, raised: bool,
-                delay: float | None) -> None:
+                delay: float | None, *, started: bool) -> None:
         """A run failed: the event, and, when it runs again after ``delay``, the log line
-        and the wait's event (an end says the rest)."""
-        name = proc.name
-        if self._on_event is not None:
+        and the wait's event (an end says the rest), and the next run's, if it ``started``."""
+        name, hook = proc.name, self._on_event
+        if hook is not None:
             self._emit(ProcessFailed(name, attempt, error, raised))
-        if delay is None:
-            return
-        if self._logger.isEnabledFor(logging.ERROR):
+        if delay is not None and self._logger.isEnabledFor(logging.ERROR):
             options, text, wait = proc.options, _describe(error), _seconds(delay)
             if raised:
                 count = f"recovery {proc.recovered_num} of {options.recover_count}"
@@ -1025,8 +1009,10 @@ class Supervisor:
                 message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
             self._log(logging.ERROR, message, exc_info=error if raised else None,
                       process_name=name, attempt=attempt, error=error, interval=delay)
-        if self._on_event is not None:
-            self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
+        if hook is not None and delay is not None:
+            self._emit(proc.waiting(delay, "recover" if raised else "retry"))
+        if hook is not None and started:
+            self._emit(proc.started())
 
     def _forget(self, proc: _Process) -> None:
         """Under the lock: a removed process that has returned is forgotten (its name may be
@@ -1042,7 +1028,7 @@ class Supervisor:
         """Under the lock: how a failed process ends, or None if it runs again (its
         state and counters are then set, and its group restart is planned)."""
         if self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set():
-            return _End.STOPPED
+            return _End.STOPPED  # (_stopping(), inlined: the restart path)
         proc.recovered_num, proc.last_error = recovered, error
         if state is _GAVE_UP:
             return _End.GAVE_UP
@@ -1053,7 +1039,7 @@ class Supervisor:
             if len(window) >= self._max_restarts:
                 return _End.RESTART_LIMIT
             window.append(now)
-        proc.enter(state, now)
+        proc.state, proc.since = state, now
         if self._strategy == "one_for_one":
             return None
         names = list(self._processes)
@@ -1196,8 +1182,8 @@ class Supervisor:
 
     def _start_watchdog(self) -> None:
         if self._watchdog is None or not self._watchdog.is_alive():
-            self._watchdog = threading.Thread(target=self._watch, name="supervisor-watchdog")
-            self._watchdog.daemon = True
+            self._watchdog = threading.Thread(target=self._watch, name="supervisor-watchdog",
+                                              daemon=True)
             self._watchdog.start()
         self._watchdog_wakeup.set()  # a new deadline or ping interval: look again
 
@@ -1317,6 +1303,7 @@ class _Phase(enum.Enum):
 
 
 _ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
+_LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
 # A group restart stops these (a process that has not begun its next run starts afresh).
 _RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})
 _GAVE_UP = ProcessLifecycle.FAILED
@@ -1364,8 +1351,9 @@ class _Process:
     other fields are guarded by the supervisor's lock (the events are set outside it)."""
 
     __slots__ = (
-        "attempt", "beat", "finish_signal", "function", "group", "last_error", "leads", "name",
-        "options", "recovered_num", "removing", "restarts", "resume", "since", "state", "thread",
+        "attempt", "beat", "finish_signal", "first_start", "function", "group", "last_error",
+        "last_wait", "leads", "name", "options", "recovered_num", "removing", "restarts", "resume",
+        "since", "state", "thread",
     )
 
     def __init__(self, name: str, function: ProcessFunc, options: ProcessOption, now: float):
@@ -1380,6 +1368,8 @@ class _Process:
         self.removing = False  # remove() was called
         self.group: _Group | None = None  # the group restart it is stopped for
         self.leads: _Group | None = None  # the group restart its failure begins
+        self.first_start: ProcessStarted | None = None  # events its thread says again and again
+        self.last_wait: ProcessWaiting | None = None
 
     def enter(self, state: ProcessLifecycle, now: float) -> None:
         self.state, self.since = state, now
@@ -1391,6 +1381,20 @@ class _Process:
         self.attempt, self.state, self.since = attempt + 1, _RUNNING, now
         self.beat = now
         return attempt + 1
+
+    def started(self) -> ProcessStarted:
+        """The event of the run that began: a first attempt's is built once."""
+        if self.attempt != 1:
+            return ProcessStarted(self.name, self.attempt)
+        self.first_start = self.first_start or ProcessStarted(self.name, 1)
+        return self.first_start
+
+    def waiting(self, delay: float, kind: Literal["retry", "recover"]) -> ProcessWaiting:
+        """The event of a wait: the same wait as the last one's is built once."""
+        event = self.last_wait
+        if event is None or event.delay != delay or event.kind != kind:
+            event = self.last_wait = ProcessWaiting(self.name, delay, kind)
+        return event
 
     def tell(self) -> None:
         """Ask it to finish: its finish signal, and the end of a group restart's wait."""
