@@ -597,7 +597,7 @@ class Supervisor:
                     refused.last_error = exc
                     refused.enter(ProcessLifecycle.FAILED, self._clock())
                 raise
-            proc.thread = thread
+            proc.thread, proc.changes = thread, proc.changes + 1
             self._running += 1
             if proc.options.heartbeat_timeout is not None:
                 self._start_watchdog()
@@ -849,14 +849,13 @@ class Supervisor:
 
     def status(self) -> Mapping[str, ProcessStatus]:
         """A consistent snapshot of every registered process, taken under the lock."""
-        with self._lock:
-            rows = [(p.name, p.state, p.attempt, p.recovered_num, p.restarts, p.last_error,
+        with self._lock:  # a process's status is built again only once it has changed
+            rows = [p.shown[1] if p.shown is not None and p.shown[0] == p.changes else
+                    (p, p.changes, p.state, p.attempt, p.recovered_num, p.restarts, p.last_error,
                      p.since, p.thread) for p in self._processes.values()]
         # repr() of an error may run user code, so it runs outside the lock.
-        return {name: ProcessStatus(name, state, attempt, recovered, restarts,
-                                    None if error is None else _describe(error, 10_000), since,
-                                    None if thread is None else thread.name)
-                for name, state, attempt, recovered, restarts, error, since, thread in rows}
+        shown = [row if isinstance(row, ProcessStatus) else row[0].show(*row[1:]) for row in rows]
+        return {status.name: status for status in shown}
 
     # -- nesting --------------------------------------------------------------
 
@@ -1039,7 +1038,7 @@ class Supervisor:
             if len(window) >= self._max_restarts:
                 return _End.RESTART_LIMIT
             window.append(now)
-        proc.state, proc.since = state, now
+        proc.state, proc.since, proc.changes = state, now, proc.changes + 1
         if self._strategy == "one_for_one":
             return None
         names = list(self._processes)
@@ -1351,9 +1350,9 @@ class _Process:
     other fields are guarded by the supervisor's lock (the events are set outside it)."""
 
     __slots__ = (
-        "attempt", "beat", "finish_signal", "first_start", "function", "group", "last_error",
-        "last_wait", "leads", "name", "options", "recovered_num", "removing", "restarts", "resume",
-        "since", "state", "thread",
+        "attempt", "beat", "changes", "finish_signal", "first_start", "function", "group",
+        "last_error", "last_wait", "leads", "name", "options", "recovered_num", "removing",
+        "restarts", "resume", "shown", "since", "state", "thread",
     )
 
     def __init__(self, name: str, function: ProcessFunc, options: ProcessOption, now: float):
@@ -1369,18 +1368,31 @@ class _Process:
         self.group: _Group | None = None  # the group restart it is stopped for
         self.leads: _Group | None = None  # the group restart its failure begins
         self.first_start: ProcessStarted | None = None  # events its thread says again and again
+        self.changes = 0  # counts the changes of what status() shows
+        self.shown: tuple[int, ProcessStatus] | None = None  # status(), as of a change
         self.last_wait: ProcessWaiting | None = None
 
     def enter(self, state: ProcessLifecycle, now: float) -> None:
-        self.state, self.since = state, now
+        self.state, self.since, self.changes = state, now, self.changes + 1
 
     def begin_run(self, attempt: int, now: float) -> int:
         """A run begins, as the next attempt after ``attempt``: every run but the first
         is a restart. Returns the new attempt."""
         self.restarts += self.state is not _REGISTERED
         self.attempt, self.state, self.since = attempt + 1, _RUNNING, now
-        self.beat = now
+        self.beat, self.changes = now, self.changes + 1
         return attempt + 1
+
+    def show(  # noqa: PLR0917 (a row of status())
+        self, changes: int, state: ProcessLifecycle, attempt: int, recovered: int, restarts: int,
+        error: BaseException | None, since: float, thread: threading.Thread | None,
+    ) -> ProcessStatus:
+        """Its status as of change ``changes``, kept (outside the lock) for status() to reuse."""
+        text = None if error is None else _describe(error, 10_000)  # user code: no lock held
+        status = ProcessStatus(self.name, state, attempt, recovered, restarts, text, since,
+                               None if thread is None else thread.name)
+        self.shown = (changes, status)  # (if a race keeps an older one, it is built again)
+        return status
 
     def started(self) -> ProcessStarted:
         """The event of the run that began: a first attempt's is built once."""
