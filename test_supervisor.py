@@ -84,6 +84,7 @@ import threading
 import time
 import tracemalloc
 import types
+import typing
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -3813,30 +3814,140 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
     assert set(hung_names) <= set(report.unfinished)
 
 
-def test_reverse_order_starts_no_thread_but_the_processes_own(supervisors: Supervisors) -> None:
-    # The waiting thread tells the processes in turn: no stopper thread is started.
-    harness = supervisors.new(shutdown_order="reverse")
-    seen_when_told: list[set[threading.Thread]] = []
+def test_shutdown_tells_in_turn_on_one_helper_thread_gone_by_the_report(
+    supervisors: Supervisors,
+) -> None:
+    # One helper thread tells running processes in turn (the pacing); it is the only
+    # thread the shutdown starts, and it has ended when the report comes.
+    for order in typing.get_args(supervisor.ShutdownOrder):
+        harness = supervisors.new(shutdown_order=order)
+        seen_when_told: list[set[threading.Thread]] = []
 
-    def notes_the_threads(
+        def notes_the_threads(
+            finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel,
+            seen_when_told: list[set[threading.Thread]] = seen_when_told,
+        ) -> Exception | None:
+            finish_signal.wait(PROCESS_BOUND)
+            seen_when_told.append(set(threading.enumerate()))
+            return None
+
+        for name in ("a", "b", "c"):
+            harness.sup.register(name, notes_the_threads)
+        harness.sup.start()
+        harness.events.wait_for(ProcessStarted, count=3)
+        before = set(threading.enumerate())  # the processes' threads are among them
+        harness.sup.shutdown()
+        report = harness.sup.wait_on_shutdown_signal(handle_signals=False)  # no signal relay
+        assert report.finished == ("a", "b", "c")
+        assert len(seen_when_told) == 3
+        new = {t.name for seen in seen_when_told for t in seen - before}
+        assert new <= {"supervisor-shutdown"}, (order, new)
+        assert "supervisor-shutdown" not in {t.name for t in threading.enumerate()}
+
+
+def test_parallel_shutdown_tells_a_few_at_a_time_the_last_registered_first(
+    supervisors: Supervisors,
+) -> None:
+    # Under a frozen clock the window never widens: four running processes are told at
+    # first, and the next one only as one of them returns.
+    harness = supervisors.new(shutdown_timeout=LONG, clock=lambda: 0.0)
+    names = [f"p{i}" for i in range(12)]
+    signals: dict[str, threading.Event] = {}
+    told: queue.SimpleQueue[str] = queue.SimpleQueue()
+    gates = {name: supervisors.hold(threading.Event()) for name in names}
+
+    def holds_on(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        signals[process_name] = finish_signal
+        finish_signal.wait(PROCESS_BOUND)
+        told.put(process_name)
+        gates[process_name].wait(PROCESS_BOUND)
+        return None
+
+    for name in names:
+        harness.sup.register(name, holds_on)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=len(names))
+    harness.sup.shutdown()
+    first = {told.get(timeout=BOUND) for _ in range(4)}
+    assert first == {"p11", "p10", "p9", "p8"}
+    assert [n for n in names if signals[n].is_set()] == ["p8", "p9", "p10", "p11"]
+    gates["p10"].set()  # one returns: the next in turn is told
+    assert told.get(timeout=BOUND) == "p7"
+    assert [n for n in names if signals[n].is_set()] == ["p7", "p8", "p9", "p10", "p11"]
+    for gate in gates.values():
+        gate.set()
+    report = bounded_report(harness.sup, BOUND)
+    assert (report.finished, report.unfinished) == (tuple(names), ())
+
+
+def test_parallel_shutdown_widens_its_window_for_processes_slow_to_finish(
+    supervisors: Supervisors,
+) -> None:
+    # Each process finishes only once every one of them has been told: told a few at a
+    # time, as they return, none would ever finish (the report would wait out LONG).
+    n = 40
+    harness = supervisors.new(shutdown_timeout=LONG)
+    all_told = threading.Barrier(n, timeout=PROCESS_BOUND)
+
+    def waits_for_all(
         finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
     ) -> Exception | None:
         finish_signal.wait(PROCESS_BOUND)
-        seen_when_told.append(set(threading.enumerate()))
+        all_told.wait()
         return None
 
-    for name in ("a", "b", "c"):
-        harness.sup.register(name, notes_the_threads)
+    for i in range(n):
+        harness.sup.register(f"p{i}", waits_for_all)
     harness.sup.start()
-    harness.events.wait_for(ProcessStarted, count=3)
-    before = set(threading.enumerate())  # the processes' threads are among them
+    harness.events.wait_for(ProcessStarted, count=n)
     harness.sup.shutdown()
-    report = harness.sup.wait_on_shutdown_signal(handle_signals=False)  # no signal relay
-    assert report.finished == ("a", "b", "c")
-    assert len(seen_when_told) == 3
-    assert all(seen <= before for seen in seen_when_told), [
-        sorted(t.name for t in seen - before) for seen in seen_when_told
-    ]
+    report = bounded_report(harness.sup, BOUND)
+    assert (len(report.finished), report.unfinished) == (n, ())
+
+
+def test_a_shutdown_nobody_waits_for_still_tells_every_process(supervisors: Supervisors) -> None:
+    # The pacing runs on its own thread: without a waiting thread, every process is told.
+    harness = supervisors.new(shutdown_timeout=LONG)
+    for i in range(20):
+        harness.sup.register(f"p{i}", until_finished)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=20)
+    harness.sup.shutdown()
+    harness.events.wait_for(ProcessStopped, count=20)
+    assert {s.state for s in harness.sup.status().values()} == {ProcessLifecycle.FINISHED}
+
+
+def test_reverse_order_report_comes_at_once_when_the_last_in_turn_returned_before_it(
+    supervisors: Supervisors,
+) -> None:
+    # "early" (told last) returns before its turn; once "late" returns, nothing is left to
+    # tell: the report came at the deadline (LONG) when the helper waited on regardless.
+    early_may_go = threading.Event()
+    harness = supervisors.new(shutdown_timeout=LONG, shutdown_order="reverse")
+
+    def early(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        early_may_go.wait(PROCESS_BOUND)
+        return None
+
+    def late(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        early_may_go.set()
+        harness.events.wait_for(ProcessStopped, "early")
+        return None
+
+    harness.sup.register("early", early, ProcessOption(is_fatal=False))
+    harness.sup.register("late", late)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=2)
+    harness.sup.shutdown()
+    report = bounded_report(harness.sup, BOUND)
+    assert (report.finished, report.unfinished) == (("early", "late"), ())
 
 
 def test_reverse_order_report_comes_by_the_deadline_naming_the_process_still_running(
