@@ -763,8 +763,9 @@ class Supervisor:
         return shutdown
 
     def _tell(self, shutdown: _Shutdown, procs: list[_Process]) -> None:
-        """Tell every process to finish: at once those not running their function, the
-        others in turn on a helper thread (once: this runs again on the waiting thread)."""
+        """Tell every process to finish: at once those not running their function and the
+        first few that are (the last registered first), the others in turn on a helper
+        thread (once: this runs again on the waiting thread)."""
         in_turn = [p for p in procs if p.state is _RUNNING or p.state is _STALLED]
         for proc in procs:
             if proc.state is not _RUNNING and proc.state is not _STALLED:
@@ -772,22 +773,25 @@ class Supervisor:
         with self._lock:  # (a pacer made but not started was interrupted: made again)
             if not in_turn or (shutdown.pacer is not None and shutdown.pacer.ident is not None):
                 return
+            window = _FIRST_WAVE if self._shutdown_order == "parallel" else 1
+            first, in_turn = in_turn[-window:], in_turn[:-window]
             shutdown.pacer = pacer = threading.Thread(
-                target=self._tell_in_turn, args=(shutdown, in_turn), name="supervisor-shutdown",
-                daemon=True)
-            with contextlib.suppress(RuntimeError):  # no thread to spare: all are told at once
-                pacer.start()
-        for proc in in_turn if pacer.ident is None else ():
+                target=self._tell_in_turn, args=(shutdown, in_turn, first, window),
+                name="supervisor-shutdown", daemon=True)
+            if in_turn:
+                with contextlib.suppress(RuntimeError):  # no thread to spare: all told at once
+                    pacer.start()
+        for proc in first + (in_turn if pacer.ident is None else []):
             proc.tell()
 
-    def _tell_in_turn(self, shutdown: _Shutdown, in_turn: list[_Process]) -> None:
-        """Tell processes in turn, the last registered first, a few at a time: the next as
-        one returns, and in parallel order twice as many each millisecond in which none
+    def _tell_in_turn(self, shutdown: _Shutdown, in_turn: list[_Process], told: list[_Process],
+                      window: int) -> None:
+        """Tell processes in turn, the last registered first, ``window`` at a time: the next
+        as one returns, and in parallel order twice as many each millisecond in which none
         did (in reverse order, one at a time); all the rest at the deadline or when the
         waiting thread stops waiting. Waking thousands of threads at once would make them
         fight over the interpreter: a paced shutdown of fast processes is faster."""
-        paced = self._shutdown_order == "parallel"
-        window, told, quiet_since = 4 if paced else 1, list[_Process](), self._clock()
+        paced, quiet_since = self._shutdown_order == "parallel", self._clock()
         while True:
             self._returned.clear()  # (before the look: no return is missed)
             now, before = self._clock(), len(told)
@@ -1167,10 +1171,12 @@ class Supervisor:
         finally:  # even if supervision itself failed here: the report must not wait for it
             with self._lock:  # (a shutdown may have begun while this end was told)
                 self._ending -= 1
-                wake = self._phase is not _Phase.RUNNING
-            if wake:
-                self._wakeups.put(None)
-                self._returned.set()
+                stopping = self._phase is not _Phase.RUNNING
+                last = stopping and not (self._running or self._ending)
+            if stopping:
+                self._returned.set()  # (the helper telling processes in turn tells the next)
+            if last:
+                self._wakeups.put(None)  # the waiting thread reports
 
     def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
                ) -> tuple[int, str, str]:
@@ -1333,6 +1339,7 @@ class _Phase(enum.Enum):
 
 
 _ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
+_FIRST_WAVE = 64  # running processes told at once when a shutdown begins (see _tell_in_turn)
 _LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
 # A group restart stops these (a process that has not begun its next run starts afresh).
 _RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})

@@ -84,7 +84,6 @@ import threading
 import time
 import tracemalloc
 import types
-import typing
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -3814,42 +3813,46 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
     assert set(hung_names) <= set(report.unfinished)
 
 
+@pytest.mark.parametrize(("order", "first_wave", "helper"), [
+    ("parallel", 3, set()), ("parallel", 1, {"supervisor-shutdown"}),
+    ("reverse", 3, {"supervisor-shutdown"}),
+])
 def test_shutdown_tells_in_turn_on_one_helper_thread_gone_by_the_report(
-    supervisors: Supervisors,
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch, order: supervisor.ShutdownOrder,
+    first_wave: int, helper: set[str],
 ) -> None:
-    # One helper thread tells running processes in turn (the pacing); it is the only
-    # thread the shutdown starts, and it has ended when the report comes.
-    for order in typing.get_args(supervisor.ShutdownOrder):
-        harness = supervisors.new(shutdown_order=order)
-        seen_when_told: list[set[threading.Thread]] = []
+    # One helper thread tells running processes in turn (the pacing), unless the first
+    # wave tells them all; it is the only thread the shutdown starts, gone by the report.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", first_wave)
+    harness = supervisors.new(shutdown_order=order)
+    seen_when_told: list[set[threading.Thread]] = []
 
-        def notes_the_threads(
-            finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel,
-            seen_when_told: list[set[threading.Thread]] = seen_when_told,
-        ) -> Exception | None:
-            finish_signal.wait(PROCESS_BOUND)
-            seen_when_told.append(set(threading.enumerate()))
-            return None
+    def notes_the_threads(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        seen_when_told.append(set(threading.enumerate()))
+        return None
 
-        for name in ("a", "b", "c"):
-            harness.sup.register(name, notes_the_threads)
-        harness.sup.start()
-        harness.events.wait_for(ProcessStarted, count=3)
-        before = set(threading.enumerate())  # the processes' threads are among them
-        harness.sup.shutdown()
-        report = harness.sup.wait_on_shutdown_signal(handle_signals=False)  # no signal relay
-        assert report.finished == ("a", "b", "c")
-        assert len(seen_when_told) == 3
-        new = {t.name for seen in seen_when_told for t in seen - before}
-        assert new <= {"supervisor-shutdown"}, (order, new)
-        assert "supervisor-shutdown" not in {t.name for t in threading.enumerate()}
+    for name in ("a", "b", "c"):
+        harness.sup.register(name, notes_the_threads)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=3)
+    before = set(threading.enumerate())  # the processes' threads are among them
+    harness.sup.shutdown()
+    report = harness.sup.wait_on_shutdown_signal(handle_signals=False)  # no signal relay
+    assert report.finished == ("a", "b", "c")
+    assert len(seen_when_told) == 3
+    assert {t.name for seen in seen_when_told for t in seen - before} == helper
+    assert "supervisor-shutdown" not in {t.name for t in threading.enumerate()}
 
 
 def test_parallel_shutdown_tells_a_few_at_a_time_the_last_registered_first(
-    supervisors: Supervisors,
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Under a frozen clock the window never widens: four running processes are told at
+    # Under a frozen clock the window never widens: the first wave (four here) is told at
     # first, and the next one only as one of them returns.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", 4)
     harness = supervisors.new(shutdown_timeout=LONG, clock=lambda: 0.0)
     names = [f"p{i}" for i in range(12)]
     signals: dict[str, threading.Event] = {}
@@ -3883,10 +3886,11 @@ def test_parallel_shutdown_tells_a_few_at_a_time_the_last_registered_first(
 
 
 def test_parallel_shutdown_widens_its_window_for_processes_slow_to_finish(
-    supervisors: Supervisors,
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each process finishes only once every one of them has been told: told a few at a
     # time, as they return, none would ever finish (the report would wait out LONG).
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", 2)
     n = 40
     harness = supervisors.new(shutdown_timeout=LONG)
     all_told = threading.Barrier(n, timeout=PROCESS_BOUND)
@@ -3907,8 +3911,11 @@ def test_parallel_shutdown_widens_its_window_for_processes_slow_to_finish(
     assert (len(report.finished), report.unfinished) == (n, ())
 
 
-def test_a_shutdown_nobody_waits_for_still_tells_every_process(supervisors: Supervisors) -> None:
+def test_a_shutdown_nobody_waits_for_still_tells_every_process(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The pacing runs on its own thread: without a waiting thread, every process is told.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", 2)
     harness = supervisors.new(shutdown_timeout=LONG)
     for i in range(20):
         harness.sup.register(f"p{i}", until_finished)
