@@ -73,9 +73,8 @@ import threading
 import time
 import traceback
 import types
-import typing
 from collections.abc import Callable, Iterator, Mapping
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 __all__ = [
     "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT", "EXIT_FATAL", "EXIT_OK", "EXIT_UNFINISHED",
@@ -111,8 +110,7 @@ class ExitCode(enum.IntEnum):
     UNFINISHED = 2
     """A signal or a request stopped the supervisor, but a process did not finish."""
 
-    def __str__(self) -> str:  # "0", as Python 3.11+ prints an IntEnum ("ExitCode.OK" on 3.10)
-        return str(self.value)
+    __str__ = int.__repr__  # "0", as Python 3.11+ prints an IntEnum ("ExitCode.OK" on 3.10)
 
 
 EXIT_OK: Final = ExitCode.OK
@@ -122,7 +120,6 @@ EXIT_UNFINISHED: Final = ExitCode.UNFINISHED
 _SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _MAX_WAIT: Final = threading.TIMEOUT_MAX  # no wait can be longer
 _ABOVE_0: Final = 1e-9  # the least duration where 0 is not allowed
-_SignalHandler: TypeAlias = "Callable[[int, types.FrameType | None], object] | int | None"
 
 # ---------------------------------------------------------------------------
 # Exceptions and enums
@@ -207,11 +204,9 @@ that one and every process registered after it."""
 
 # The restart path's members, bound once: an Enum attribute lookup costs as much as a call.
 _RUNNING, _REGISTERED = ProcessLifecycle.RUNNING, ProcessLifecycle.REGISTERED
-_STALLED = ProcessLifecycle.STALLED
+_STALLED, _GAVE_UP = ProcessLifecycle.STALLED, ProcessLifecycle.FAILED
 _TO_RETRY, _TO_RECOVER = ProcessLifecycle.WAITING_TO_RETRY, ProcessLifecycle.WAITING_TO_RECOVER
-_FINAL: Final = frozenset(
-    {ProcessLifecycle.FINISHED, ProcessLifecycle.FAILED, ProcessLifecycle.REMOVED}
-)
+_FINAL: Final = frozenset({ProcessLifecycle.FINISHED, _GAVE_UP, ProcessLifecycle.REMOVED})
 
 # ---------------------------------------------------------------------------
 # Public types
@@ -296,11 +291,10 @@ class ProcessOption:
                                  f" give {field} at most {cap!r}, or a larger max_interval")
 
 
-_NUMBER_FIELDS: Final = (
-    ("recover_interval", 0.0, _MAX_WAIT), ("retry_interval", 0.0, _MAX_WAIT),
-    ("backoff_factor", 1.0, math.inf), ("jitter", 0.0, 1.0), ("max_interval", 0.0, _MAX_WAIT),
-    ("reset_after", 0.0, _MAX_WAIT), ("heartbeat_timeout", _ABOVE_0, _MAX_WAIT),
-)
+_NUMBER_FIELDS: Final = (("recover_interval", 0.0, _MAX_WAIT), ("retry_interval", 0.0, _MAX_WAIT),
+                         ("backoff_factor", 1.0, math.inf), ("jitter", 0.0, 1.0),
+                         ("max_interval", 0.0, _MAX_WAIT), ("reset_after", 0.0, _MAX_WAIT),
+                         ("heartbeat_timeout", _ABOVE_0, _MAX_WAIT))
 _REQUIRED_FIELDS: Final = ("recover_interval", "retry_interval", "backoff_factor", "jitter")
 
 
@@ -387,10 +381,9 @@ class ShutdownFinished:
     report: ShutdownReport
 
 
-SupervisorEvent: TypeAlias = (
-    ProcessStarted | ProcessFailed | ProcessWaiting | ProcessGaveUp | ProcessStopped
-    | GroupRestart | ProcessStalled | ShutdownStarted | ShutdownFinished
-)
+SupervisorEvent: TypeAlias = (ProcessStarted | ProcessFailed | ProcessWaiting | ProcessGaveUp
+                              | ProcessStopped | GroupRestart | ProcessStalled | ShutdownStarted
+                              | ShutdownFinished)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -458,8 +451,7 @@ def heartbeat() -> None:
     so process code runs in unit tests without one. It takes no lock, unless the
     process was stalled.
     """
-    proc = _current.process
-    if proc is not None:
+    if (proc := _current.process) is not None:
         last, proc.beat = proc.beat, time.monotonic()
         if proc.state is _STALLED and _current.supervisor is not None:
             _current.supervisor._resumed(proc, proc.beat - last)
@@ -506,8 +498,8 @@ class Supervisor:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"Supervisor.on_event must be callable or None, got {on_event!r}")
         _check_bool("Supervisor.systemd_notify", systemd_notify)
-        _check_choice("Supervisor.shutdown_order", shutdown_order, typing.get_args(ShutdownOrder))
-        _check_choice("Supervisor.strategy", strategy, typing.get_args(RestartStrategy))
+        _check_choice("Supervisor.shutdown_order", shutdown_order, get_args(ShutdownOrder))
+        _check_choice("Supervisor.strategy", strategy, get_args(RestartStrategy))
         if max_restarts is not None:
             _check_count("Supervisor.max_restarts", max_restarts, 0)
         self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, low=_ABOVE_0)
@@ -529,7 +521,7 @@ class Supervisor:
         self._phase = _Phase.NOT_STARTED
         self._running = 0  # supervision loops that have not ended
         self._ending = 0  # ended processes still logging their end (see _end)
-        self._waiting = False  # a thread is inside wait_on_shutdown_signal
+        self._waiter = threading.Lock()  # held by the thread inside wait_on_shutdown_signal
         self._report: ShutdownReport | None = None
         self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
         self._systemd_notify, self._notify_to = systemd_notify, ""  # the address, once known
@@ -578,12 +570,10 @@ class Supervisor:
         with self._lock:
             if self._phase is _Phase.RUNNING:
                 raise RuntimeError(f"{self!r} was already started")
-            stopping = bool(self._claims) or self._phase is not _Phase.NOT_STARTED
-            if not stopping:
+            if not self._claims and self._phase is _Phase.NOT_STARTED:
                 self._phase = _Phase.RUNNING
-                self._launch(list(self._processes.values()))
-        if stopping:
-            self._log(logging.WARNING, "start() after the shutdown began: no process started")
+                return self._launch(list(self._processes.values()))
+        self._log(logging.WARNING, "start() after the shutdown began: no process started")
 
     def _launch(self, procs: list[_Process]) -> None:
         """Start a thread for each process, under the lock (so every thread that exists
@@ -633,24 +623,21 @@ class Supervisor:
         another thread is already waiting. Once the shutdown is over, every call
         returns the same report.
         """
-        if handle_signals:
-            _require_main_thread("wait_on_shutdown_signal()")
+        _require_main_thread("wait_on_shutdown_signal()", handle_signals)
         with self._lock:
             if self._report is not None:
                 return self._report
             if self._phase is _Phase.NOT_STARTED and not self._claims:
                 raise RuntimeError(f"{self!r}: call start() before wait_on_shutdown_signal()")
-            if self._waiting:
+            if not self._waiter.acquire(blocking=False):
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
-            self._waiting = True
         try:
-            with self._signal_handlers(handle_signals):
+            with self._signal_handlers() if handle_signals else contextlib.nullcontext():
                 if handle_signals:
                     self._ready()
                 return self._wait()
         finally:
-            with self._lock:
-                self._waiting = False
+            self._waiter.release()
 
     def run(self, *, handle_signals: bool = True) -> ShutdownReport:
         """:meth:`start`, then :meth:`wait_on_shutdown_signal`, and return the report.
@@ -658,9 +645,8 @@ class Supervisor:
         The SIGINT and SIGTERM handlers are installed before any process starts, so no
         signal can arrive between the two calls while the default handlers are in place.
         """
-        if handle_signals:
-            _require_main_thread("run()")
-        with self._signal_handlers(handle_signals):
+        _require_main_thread("run()", handle_signals)
+        with self._signal_handlers() if handle_signals else contextlib.nullcontext():
             self.start()
             if handle_signals:
                 self._ready()
@@ -715,9 +701,8 @@ class Supervisor:
             names = list(self._processes)
             live = [(p.name, p.thread) for p in self._processes.values() if p.state not in _FINAL]
         stacks = _stacks(dict(live))
-        exit_code = ExitCode.UNFINISHED if stacks else ExitCode.OK
-        if shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST):
-            exit_code = ExitCode.FATAL
+        fatal = shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST)
+        exit_code = ExitCode.FATAL if fatal else ExitCode.UNFINISHED if stacks else ExitCode.OK
         report = ShutdownReport(
             reason, shutdown.cause, tuple(n for n in names if n not in stacks), tuple(stacks),
             time.monotonic() - shutdown.started_at, exit_code, shutdown.process_name,
@@ -727,10 +712,9 @@ class Supervisor:
         for name, stack in stacks.items():
             message = f"process {name!r} did not finish {within}; it is stuck at:\n{stack.rstrip()}"
             self._log(logging.ERROR, message, process_name=name, stack=stack)
-        if stacks:
-            message = f"{_plural(len(stacks), 'process')} did not finish {within}: " + ", ".join(
-                map(repr, stacks))
-        else:
+        unfinished = ", ".join(map(repr, stacks))
+        message = f"{_plural(len(stacks), 'process')} did not finish {within}: {unfinished}"
+        if not stacks:
             message = f"{'all ' * (len(names) > 1)}{_plural(len(names), 'process')} finished in "
             message += _seconds(report.duration)
         level = logging.WARNING if stacks else logging.INFO
@@ -811,7 +795,7 @@ class Supervisor:
             self._returned.wait(max(0.0, min(shutdown.deadline - time.monotonic(), tick)))
 
     @contextlib.contextmanager
-    def _signal_handlers(self, install: bool) -> Iterator[None]:
+    def _signal_handlers(self) -> Iterator[None]:
         """Route SIGINT and SIGTERM to the waiting thread; restore the old handlers after.
 
         Our handlers go in first and come out last, and they only queue the signal, so
@@ -819,17 +803,14 @@ class Supervisor:
         runs no Python handler until the main thread wakes up, so a relay thread wakes
         it from the wake-up fd. The caller has checked that this is the main thread.
         """
-        if not install:
-            yield
-            return
-        previous: dict[int, _SignalHandler] = {}
+        previous: dict[int, Callable[[int, types.FrameType | None], object] | int | None] = {}
         reader, writer = socket.socketpair()
         relay = threading.Thread(target=self._relay, args=(reader,), name="supervisor-signals",
                                  daemon=True)
         previous_fd = None
         try:
             for signum in _SHUTDOWN_SIGNALS:
-                previous[signum] = signal.signal(signum, self._on_signal)
+                previous[signum] = signal.signal(signum, lambda n, _: self._wakeups.put(n))
             writer.setblocking(False)
             relay.start()
             previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
@@ -843,9 +824,6 @@ class Supervisor:
             reader.close()
             for number, handler in reversed(previous.items()):  # SIGINT last: it may raise
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
-
-    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
-        self._wakeups.put(signum)
 
     def _relay(self, reader: socket.socket) -> None:
         while reader.recv(64):
@@ -868,8 +846,7 @@ class Supervisor:
         if timeout is not None:
             _check_number("Supervisor.remove.timeout", timeout)
         with self._lock:
-            proc = self._processes.get(name)
-            if proc is None:
+            if (proc := self._processes.get(name)) is None:
                 raise UnknownProcessError(f"no process named {name!r} is registered")
             proc.removing = True
             if proc.thread is None or proc.state in _FINAL:
@@ -905,9 +882,8 @@ class Supervisor:
         :class:`Supervisor`; the child must not be started by other means.
         """
 
-        def run_child_supervisor(
-            finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
-        ) -> Exception | None:
+        def run_child_supervisor(finish_signal: threading.Event, process_name: str,
+                                 terminate_channel: TerminateChannel) -> Exception | None:
             if not isinstance(finish_signal, _FinishSignal):
                 raise TypeError("as_process() must be run by a Supervisor (its finish signal)")
             self._reset_for_rerun()
@@ -934,8 +910,8 @@ class Supervisor:
                 if self._phase is not _Phase.NOT_STARTED or self._claims:
                     raise RuntimeError(f"{self!r} is already running")
                 return
-            stuck = [name for name, p in self._processes.items() if p.state not in _FINAL]
-            if stuck:  # a thread cannot be killed: never run a second copy beside it
+            # A thread cannot be killed: never run a second copy beside one that still runs.
+            if stuck := [name for name, p in self._processes.items() if p.state not in _FINAL]:
                 raise RuntimeError(f"{self!r} cannot start afresh: {stuck} have not returned")
             now = self._clock()
             self._processes = {name: _Process(name, p.function, p.options, now)
@@ -1099,8 +1075,7 @@ class Supervisor:
         message = f"process {proc.name!r} failed: restarting {', '.join(map(repr, names))} with it"
         self._log(logging.WARNING, message, process_name=proc.name)
         self._emit(GroupRestart(proc.name, names))
-        if delay > 0:
-            proc.finish_signal.wait(delay)
+        proc.finish_signal.wait(delay)
         if self._phase is _Phase.RUNNING:
             group.returned.wait(max(0.0, group.deadline - time.monotonic()))
         with self._lock:
@@ -1108,10 +1083,8 @@ class Supervisor:
             for member in group.members:
                 member.group = None
         if late:  # the shutdown first: no member may start again
-            reason = (
-                f"process {late[0].name!r} did not stop within {_seconds(self._shutdown_timeout)}"
-                f" for a group restart (after {proc.name!r} failed)"
-            )
+            within = f"within {_seconds(self._shutdown_timeout)} for a group restart"
+            reason = f"process {late[0].name!r} did not stop {within} (after {proc.name!r} failed)"
             self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, proc=late[0])
         for member in group.members:
             member.resume.set()
@@ -1141,42 +1114,33 @@ class Supervisor:
                 return
             if self._stopping(proc):  # an end during a shutdown or removal is graceful
                 how = _End.STOPPED
-            state = ProcessLifecycle.FINISHED
-            if proc.removing:
-                state = ProcessLifecycle.REMOVED
-            elif how is _End.GAVE_UP or how is _End.RESTART_LIMIT:
-                state = ProcessLifecycle.FAILED
+            state = ProcessLifecycle.FINISHED if how in (_End.STOPPED, _End.RETURNED) else _GAVE_UP
             if error is not None:
                 proc.last_error = error
             proc.enter(state, self._clock())
             self._running, self._ending = self._running - 1, self._ending + 1
-            if state is ProcessLifecycle.REMOVED:
+            if proc.removing:  # (it ended STOPPED: never FAILED)
+                state = ProcessLifecycle.REMOVED
                 self._forget(proc)
         try:
-            cause, shutdown = _shutdown_cause(proc, how, error), None
-            if cause is not None:
-                shutdown = self._begin_shutdown(cause, proc=proc, error=error)
+            cause = _shutdown_cause(proc, how, error)
+            shutdown = self._begin_shutdown(cause, proc=proc, error=error) if cause else None
             level, message, reason = self._words(proc, how, error, raised)
-            self._log(
-                level, message, exc_info=error if raised else None,
-                process_name=proc.name, attempt=proc.attempt, error=error,
-            )
-            if self._on_event is not None:
-                if state is ProcessLifecycle.FAILED and error is not None:
-                    self._emit(ProcessGaveUp(proc.name, error, cause is not None))
-                else:
-                    self._emit(ProcessStopped(proc.name, state, error))
+            self._log(level, message, exc_info=error if raised else None, process_name=proc.name,
+                      attempt=proc.attempt, error=error)
+            if state is _GAVE_UP and error is not None:
+                self._emit(ProcessGaveUp(proc.name, error, cause is not None))
+            else:
+                self._emit(ProcessStopped(proc.name, state, error))
             if shutdown is not None:
                 shutdown.describe(reason)
         finally:  # even if supervision itself failed here: the report must not wait for it
             with self._lock:  # (a shutdown may have begun while this end was told)
                 self._ending -= 1
-                stopping = self._phase is not _Phase.RUNNING
-                last = stopping and not (self._running or self._ending)
-            if stopping:
-                self._returned.set()  # (the helper telling processes in turn tells the next)
-            if last:
-                self._wakeups.put(None)  # the waiting thread reports
+                if self._phase is not _Phase.RUNNING:
+                    self._returned.set()  # (the helper telling processes in turn tells the next)
+                    if not (self._running or self._ending):
+                        self._wakeups.put(None)  # the waiting thread reports
 
     def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
                ) -> tuple[int, str, str]:
@@ -1196,7 +1160,8 @@ class Supervisor:
             return logging.INFO, f"process {name!r} asked not to be restarted: {text}", ""
         fatal = "fatal " if proc.options.is_fatal else ""
         if how is _End.RETURNED and fatal:
-            reason = f"fatal process {name!r} returned None; {_ONE_SHOT}"
+            reason = (f"fatal process {name!r} returned None; one-shot work should be registered"
+                      " with ProcessOption(is_fatal=False) or return DoNotRestart")
             return logging.ERROR, f"{reason}: shutting down", reason
         if how is _End.RETURNED:
             return logging.INFO, f"process {name!r} finished", ""
@@ -1207,12 +1172,10 @@ class Supervisor:
         """``terminate_channel.put(name)``: a process announces its termination."""
         if not isinstance(name, str):
             raise TypeError(f"terminate_channel.put() takes a process name, got {name!r}")
-        if name in self._processes:
-            message = f"process {name!r} announced its termination"
-            self._log(logging.INFO, message, process_name=name)
-        else:
+        if name not in self._processes:
             message = f"terminate channel: no process named {name!r}"
-            self._log(logging.WARNING, message, process_name=name)
+            return self._log(logging.WARNING, message, process_name=name)
+        self._log(logging.INFO, f"process {name!r} announced its termination", process_name=name)
 
     # -- the watchdog and systemd ----------------------------------------------------
 
@@ -1242,8 +1205,7 @@ class Supervisor:
                         stalled.append((proc, now - proc.beat))
                     healthy = healthy and proc.state is not _STALLED
                     # A deadline, or a look again when a run may have started.
-                    running = proc.state is _RUNNING
-                    wake = min(wake, proc.beat + timeout if running else now + timeout)
+                    wake = min(wake, (proc.beat if proc.state is _RUNNING else now) + timeout)
             for proc, silent in stalled:
                 self._stalled(proc, silent)
             if self._ping_every and healthy and now >= next_ping:
@@ -1255,16 +1217,14 @@ class Supervisor:
                 self._watchdog_wakeup.clear()
 
     def _stalled(self, proc: _Process, silent: float) -> None:
-        name = proc.name
-        stack = _stacks({name: proc.thread}).get(name, "")
-        reason = f"process {name!r} stalled: no heartbeat for {_seconds(silent)}"
-        shutdown = None
-        if proc.options.is_fatal:
-            shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc)
-        fatal = "; shutting down" if shutdown else ""
-        self._log(logging.ERROR, f"{reason}{fatal}; it is stuck at:\n{stack.rstrip()}",
-                  process_name=name, stack=stack)
-        self._emit(ProcessStalled(name, silent, stack))
+        stack = _stacks({proc.name: proc.thread}).get(proc.name, "")
+        reason = f"process {proc.name!r} stalled: no heartbeat for {_seconds(silent)}"
+        fatal = proc.options.is_fatal
+        shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc) if fatal else None
+        then = "; shutting down" if shutdown else ""
+        self._log(logging.ERROR, f"{reason}{then}; it is stuck at:\n{stack.rstrip()}",
+                  process_name=proc.name, stack=stack)
+        self._emit(ProcessStalled(proc.name, silent, stack))
         if shutdown is not None:
             shutdown.describe(f"fatal {reason}")
 
@@ -1290,15 +1250,13 @@ class Supervisor:
 
     def _notify(self, message: str) -> None:
         """Send systemd a notification (sd_notify); a failure is logged once."""
-        address = self._notify_to
-        if not address:
+        if not (address := self._notify_to):
             return
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            with (socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
+                  contextlib.suppress(BlockingIOError)):
                 sock.setblocking(False)  # a full queue drops this message: never block
                 sock.sendto(message.encode(), address)
-        except BlockingIOError:
-            pass
         except OSError as exc:
             self._notify_to = ""
             self._log(logging.WARNING, f"could not notify systemd at {address!r}: {exc}")
@@ -1307,18 +1265,14 @@ class Supervisor:
 
     def _log(self, level: int, message: str, *, exc_info: BaseException | None = None,
              **fields: object) -> None:
-        logger = self._logger
-        if not logger.isEnabledFor(level):
-            return
-        try:
-            logger.log(level, message, exc_info=exc_info, extra=fields)
+        try:  # (Logger.log checks the level first)
+            self._logger.log(level, message, exc_info=exc_info, extra=fields)
         except BaseException:  # a handler or filter that raises must not stop supervision
             with contextlib.suppress(Exception):
                 sys.stderr.write(f"supervisor: could not log {message!r}\n{traceback.format_exc()}")
 
     def _emit(self, event: SupervisorEvent) -> None:
-        hook = self._on_event
-        if hook is None:
+        if (hook := self._on_event) is None:
             return
         try:
             hook(event)
@@ -1343,7 +1297,6 @@ _FIRST_WAVE = 64  # running processes told at once when a shutdown begins (see _
 _LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
 # A group restart stops these (a process that has not begun its next run starts afresh).
 _RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})
-_GAVE_UP = ProcessLifecycle.FAILED
 
 
 class _End(enum.Enum):
@@ -1353,11 +1306,6 @@ class _End(enum.Enum):
     RETURNED = "returned"  # None, DoNotRestart or TerminateSupervisor
     GAVE_UP = "gave up"
     RESTART_LIMIT = "restart limit"
-
-
-_ONE_SHOT: Final = (
-    "one-shot work should be registered with ProcessOption(is_fatal=False) or return DoNotRestart"
-)
 
 
 def _shutdown_cause(proc: _Process, how: _End, error: BaseException | None) -> ShutdownCause | None:
@@ -1378,8 +1326,7 @@ class _FinishSignal(threading.Event):
 
     def set(self) -> None:
         super().set()
-        callback = self.on_set
-        if callback is not None:
+        if (callback := self.on_set) is not None:  # (read once: it may be unset meanwhile)
             callback()
 
 
@@ -1387,11 +1334,9 @@ class _Process:
     """One registered process. ``name``, ``function`` and ``options`` never change; the
     other fields are guarded by the supervisor's lock (the events are set outside it)."""
 
-    __slots__ = (
-        "attempt", "beat", "changes", "finish_signal", "first_start", "function", "group",
-        "last_error", "last_wait", "leads", "name", "options", "recovered_num", "removing",
-        "restarts", "resume", "shown", "since", "state", "thread",
-    )
+    __slots__ = ("attempt", "beat", "changes", "finish_signal", "first_start", "function",
+                 "group", "last_error", "last_wait", "leads", "name", "options", "recovered_num",
+                 "removing", "restarts", "resume", "shown", "since", "state", "thread")
 
     def __init__(self, name: str, function: ProcessFunc, options: ProcessOption, now: float):
         self.name, self.function, self.options = name, function, options
@@ -1441,8 +1386,7 @@ class _Process:
 
     def waiting(self, delay: float, kind: Literal["retry", "recover"]) -> ProcessWaiting:
         """The event of a wait: the same wait as the last one's is built once."""
-        event = self.last_wait
-        if event is None or event.delay != delay or event.kind != kind:
+        if (event := self.last_wait) is None or event.delay != delay or event.kind != kind:
             event = self.last_wait = ProcessWaiting(self.name, delay, kind)
         return event
 
@@ -1454,8 +1398,6 @@ class _Process:
 
 class _Group:
     """A group restart: the processes stopped for it, and those not returned yet."""
-
-    __slots__ = ("deadline", "members", "pending", "returned")
 
     def __init__(self, members: list[_Process], deadline: float) -> None:
         self.members, self.pending, self.deadline = members, set(members), deadline
@@ -1505,15 +1447,13 @@ def _restart_policy(  # noqa: PLR0917 (the history is positional)
     """
     if options.reset_after is not None and ran_for >= options.reset_after:
         attempt, recovered, waits = 1, 0, 0  # a stable run starts afresh
-    if raised:
-        if not options.recover or recovered >= options.recover_count:
-            return _GAVE_UP, 0.0, attempt, recovered, waits
+    if raised and options.recover and recovered < options.recover_count:
         state, base = _TO_RECOVER, options.recover_interval
         attempt, recovered = 0, recovered + 1  # a recovery starts a fresh retry budget
-    elif attempt >= options.retry_count:
-        return _GAVE_UP, 0.0, attempt, recovered, waits
-    else:
+    elif not raised and attempt < options.retry_count:
         state, base = _TO_RETRY, options.retry_interval
+    else:
+        return _GAVE_UP, 0.0, attempt, recovered, waits
     if options.backoff_factor == 1.0 and not options.jitter and options.max_interval is None:
         return state, base, attempt, recovered, waits + 1  # fixed intervals: no arithmetic
     try:
@@ -1533,11 +1473,9 @@ def _returned_a_bug(name: str, result: object) -> TypeError:
 
 
 def _what_ran_out(proc: _Process, raised: bool) -> str:
-    if not raised:
-        return _plural(proc.attempt, "attempt")
-    if not proc.options.recover:
+    if raised and not proc.options.recover:
         return "a crash (recover=False)"
-    return _plural(proc.recovered_num, "recovery")
+    return _plural(proc.recovered_num, "recovery") if raised else _plural(proc.attempt, "attempt")
 
 
 _STACKS_LOCK: Final = threading.Lock()
@@ -1564,12 +1502,13 @@ def _stacks(threads: Mapping[str, threading.Thread | None]) -> dict[str, str]:
     stacks = {}
     for name, summary in copies.items():
         entries = list(reversed(summary))  # the outermost call first
-        starts = [i for i, e in enumerate(entries) if e.name == "_loop" and e.filename == __file__]
-        if not starts or starts[0] + 1 == len(entries):
-            continue
-        calling = entries[starts[0]].line  # "" when the source cannot be read
-        if not calling or "function(" in calling:  # (else it returned: it is ending)
-            stacks[name] = "".join(traceback.format_list(entries[starts[0] + 1 :]))
+        for start, entry in enumerate(entries[:-1]):  # (a function runs below _loop)
+            if entry.name == "_loop" and entry.filename == __file__:
+                # The calling line is "" when the source cannot be read; else it names the
+                # function, or the function has returned (the process is ending).
+                if not entry.line or "function(" in entry.line:
+                    stacks[name] = "".join(traceback.format_list(entries[start + 1 :]))
+                break
     return stacks
 
 
@@ -1591,8 +1530,8 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun if count == 1 else plural}"
 
 
-def _require_main_thread(what: str) -> None:
-    if threading.current_thread() is not threading.main_thread():
+def _require_main_thread(what: str, handle_signals: bool) -> None:
+    if handle_signals and threading.current_thread() is not threading.main_thread():
         raise RuntimeError(
             f"{what} must run on the main thread, which alone can install signal handlers;"
             " pass handle_signals=False to call it from another thread"
@@ -1616,10 +1555,9 @@ def _check_process(name: str, process: object) -> None:
     try:
         signature.bind(None, None, None)
     except TypeError:
-        raise TypeError(
-            f"process {name!r} must accept three positional arguments (finish_signal, "
-            f"process_name, terminate_channel), but {_describe(process)} takes {signature}"
-        ) from None
+        raise TypeError(f"process {name!r} must accept three positional arguments (finish_signal,"
+                        f" process_name, terminate_channel), but {_describe(process)} takes "
+                        f"{signature}") from None
 
 
 def _check_bool(field: str, value: object) -> None:
@@ -1639,9 +1577,7 @@ def _check_count(field: str, value: object, minimum: int) -> None:
         raise ValueError(f"{field} must be >= {minimum}, got {_describe(value)}")
 
 
-def _check_number(
-    field: str, value: object, low: float = 0.0, high: float = _MAX_WAIT
-) -> float:
+def _check_number(field: str, value: object, low: float = 0.0, high: float = _MAX_WAIT) -> float:
     """``value`` as a finite float from ``low`` to ``high``; a duration by default (no
     wait can be longer than ``threading.TIMEOUT_MAX``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
