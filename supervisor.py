@@ -519,16 +519,16 @@ class Supervisor:
         self._lock = threading.RLock()
         self._processes: dict[str, _Process] = {}  # in registration order
         self._phase = _Phase.NOT_STARTED
-        self._running = 0  # supervision loops that have not ended
-        self._ending = 0  # ended processes still logging their end (see _end)
+        # Supervision loops that have not ended, and ended ones still logging (see _end).
+        self._running = self._ending = 0
         self._waiter = threading.Lock()  # held by the thread inside wait_on_shutdown_signal
         self._report: ShutdownReport | None = None
         self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
         self._systemd_notify, self._notify_to = systemd_notify, ""  # the address, once known
         self._ping_every = 0.0  # systemd's watchdog: seconds between pings (0: off)
         self._watchdog: threading.Thread | None = None  # see _watch
-        self._watchdog_wakeup = threading.Event()
-        self._returned = threading.Event()  # a process returned during the shutdown
+        # The watchdog looks again; a process returned during the shutdown (_tell_in_turn).
+        self._watchdog_wakeup, self._returned = threading.Event(), threading.Event()
 
     def __repr__(self) -> str:
         return f"<Supervisor {self._phase.value}, {len(self._processes)} processes>"
@@ -936,13 +936,12 @@ class Supervisor:
         name, options, function, channel = proc.name, proc.options, proc.function, self._channel
         hook, logger, lock, clock = self._on_event, self._logger, self._lock, self._clock
         attempt = recovered = waits = 0  # the history that the restart policy reads
-        quick = False  # the run was started by the step before: no wait, hook or logging
+        run = None  # (attempt, start, finish signal) of a run the step before started
         while True:
             # 1. Start unless stopping (after a group restart, once the group may run again).
-            if not quick:
-                if (run := self._start(proc, attempt)) is None:
-                    return self._end(proc, _End.STOPPED, None)
-                attempt, began, finish_signal = run
+            if run is None and (run := self._start(proc, attempt)) is None:
+                return self._end(proc, _End.STOPPED, None)
+            (attempt, began, finish_signal), run = run, None
             # 2. Run.
             error: BaseException | None
             try:
@@ -953,7 +952,6 @@ class Supervisor:
                 error, raised = _returned_a_bug(name, error), True
             # 3. Sort the outcome and ask the policy, in one locked step with the state.
             with lock:
-                quick = False
                 if proc.group is not None:  # stopped for a group restart: not an end, no failure
                     attempt -= 1  # nor an attempt
                     continue
@@ -964,14 +962,13 @@ class Supervisor:
                     state, delay, attempt, recovered, waits = _restart_policy(
                         options, attempt, recovered, waits, now - began, raised, draw)
                     end = self._decide(proc, state, recovered, error, now)
-                    quick = (end is None and delay == 0 and proc.leads is None
-                             and not logger.isEnabledFor(logging.ERROR))
-                    if quick:  # the fast path: the next run starts in this same step
-                        attempt, began = proc.begin_run(attempt, now), now
-            if quick and hook is None:
+                    if (end is None and delay == 0 and proc.leads is None
+                            and not logger.isEnabledFor(logging.ERROR)):  # the fast path:
+                        run = proc.begin_run(attempt, now), now, finish_signal  # in this step
+            if run is not None and hook is None:
                 continue
             if end is not _End.RETURNED and error is not None:
-                self._failed(proc, failed, error, raised, None if end else delay, started=quick)
+                self._failed(proc, failed, error, raised, None if end else delay, started=bool(run))
             if end is not None:
                 return self._end(proc, end, error, raised)
             # 4. Wait on the finish signal, and for the processes restarting with this one.
