@@ -4895,6 +4895,89 @@ def test_status_is_a_snapshot(h: Harness) -> None:
         snapshot["p"].attempt = 9  # type: ignore[misc]
 
 
+def test_status_reuses_a_process_status_until_something_in_it_changes(h: Harness) -> None:
+    process = Scripted("return error")
+    h.sup.register("p", process, FAST)
+    before = h.sup.status()["p"]
+    assert h.sup.status()["p"] is before  # nothing changed: the same object
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, "p", count=2)
+    running = h.sup.status()["p"]
+    assert (running.state, running.attempt, running.restarts) == (ProcessLifecycle.RUNNING, 2, 1)
+    assert running.last_error == repr(RuntimeError("p error 1"))
+    assert running is not before
+    assert h.sup.status()["p"] is running
+    h.stop()
+    stopped = h.sup.status()["p"]
+    assert stopped.state is ProcessLifecycle.FINISHED
+    assert stopped is not running
+
+
+def test_status_shows_a_started_thread_before_its_first_run(h: Harness) -> None:
+    # The thread is set when it starts, before its run begins: a status kept from before
+    # must not hide it. Holding the lock keeps the new thread from beginning its run.
+    h.sup.register("p", until_finished)
+    assert h.sup.status()["p"].thread_name is None
+    with h.sup._lock:
+        h.sup.start()
+        status = h.sup.status()["p"]
+    assert (status.state, status.thread_name) == (ProcessLifecycle.REGISTERED, "p")
+
+
+@pytest.mark.races
+def test_status_under_concurrent_callers_and_restarts_ends_on_the_truth(h: Harness) -> None:
+    # Statuses kept by several callers racing each other and the restarts: each caller
+    # sees the restarts only grow, and once all is quiet, status() tells the truth.
+    runs = 600
+    error: Outcome = "return error"
+    process = Scripted(*[error] * (runs - 1))
+    h.sup.register("p", process, ProcessOption(retry_interval=0, retry_count=runs))
+    stop, errors = threading.Event(), queue.SimpleQueue[str]()
+
+    def reads() -> None:
+        last = -1
+        while not stop.is_set():
+            restarts = h.sup.status()["p"].restarts
+            if restarts < last:
+                errors.put(f"restarts went from {last} to {restarts}")
+            last = restarts
+
+    readers = [threading.Thread(target=reads, daemon=True) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    h.sup.start()
+    process.wait_runs(runs)
+    stop.set()
+    for reader in readers:
+        reader.join(BOUND)
+    assert errors.empty(), errors.get()
+    status = h.sup.status()["p"]
+    assert (status.state, status.attempt, status.restarts) == (
+        ProcessLifecycle.RUNNING, runs, runs - 1)
+
+
+def test_a_first_attempts_start_and_a_repeated_wait_are_each_built_once(h: Harness) -> None:
+    process = Scripted("raise", "raise", "raise")
+    h.sup.register("p", process, FAST)
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, "p", count=4)
+    started, waits = h.events.of(ProcessStarted, "p"), h.events.of(ProcessWaiting, "p")
+    assert started == [ProcessStarted("p", 1)] * 4  # each recovery begins a fresh budget
+    assert all(event is started[0] for event in started)
+    assert waits == [ProcessWaiting("p", 0.001, "recover")] * 3
+    assert all(event is waits[0] for event in waits)
+
+
+def test_waits_that_differ_are_each_their_own_event(h: Harness) -> None:
+    process = Scripted("return error", "return error", "raise")
+    h.sup.register("p", process, dataclasses.replace(FAST, backoff_factor=2.0, retry_count=3))
+    h.sup.start()
+    h.events.wait_for(ProcessStarted, "p", count=4)
+    assert [(e.delay, e.kind) for e in h.events.of(ProcessWaiting, "p")] == [
+        (0.001, "retry"), (0.002, "retry"), (0.004, "recover")]
+    assert [e.attempt for e in h.events.of(ProcessStarted, "p")] == [1, 2, 3, 1]
+
+
 def test_lifecycle_states_are_an_enum_with_these_members() -> None:
     assert [(state.name, state.value) for state in ProcessLifecycle] == [
         ("REGISTERED", "registered"),
