@@ -776,6 +776,8 @@ class Supervisor:
         waiting thread stops waiting. Waking thousands of threads at once would make them
         fight over the interpreter: a paced shutdown of fast processes is faster."""
         paced, quiet_since = self._shutdown_order == "parallel", self._clock()
+        for proc in told:  # (again: the thread that began the shutdown may be interrupted)
+            proc.tell()
         while True:
             self._returned.clear()  # (before the look: no return is missed)
             now, before = self._clock(), len(told)

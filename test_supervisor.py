@@ -9435,10 +9435,15 @@ def test_shutdown_started_always_comes_before_shutdown_finished() -> None:
 # Defect 11: a KeyboardInterrupt inside shutdown() left a supervisor that could not stop.
 
 
-def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process() -> None:
+@pytest.mark.parametrize("first_wave", [64, 1])
+def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
+    monkeypatch: pytest.MonkeyPatch, first_wave: int
+) -> None:
     # Defect 11: interrupted after the shutdown was recorded but before any finish signal
     # was set, shutdown() left every process running: the wait ran to the deadline and
-    # reported them unfinished. Injected at each line of _begin_shutdown and _tell.
+    # reported them unfinished. Injected at each line of _begin_shutdown and _tell, with
+    # every running process in the first wave, and with the others told by the helper.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", first_wave)
     names = ["one", "two", "three"]
     timeout = WATCHDOG / 2
 
