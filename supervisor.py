@@ -193,9 +193,12 @@ class ShutdownCause(enum.Enum):
 
 
 ShutdownOrder: TypeAlias = Literal["parallel", "reverse"]
-"""``"parallel"``: every process gets its finish signal at once. ``"reverse"``: in
-reverse registration order, each after every later process has returned (or the
-shutdown timeout has run out)."""
+"""``"parallel"``: no process waits for another. Those not running their function and
+the first 64 that are get their finish signal at once, the others a few at a time (the
+next as one returns, twice as many in each millisecond in which none did), all at the
+deadline: thousands of threads woken at once would fight over the interpreter.
+``"reverse"``: in reverse registration order, each after every later process has
+returned (or the shutdown timeout has run out)."""
 
 RestartStrategy: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one"]
 """Which processes restart when one fails and will run again (Erlang/OTP's names):
@@ -391,7 +394,9 @@ class ProcessStatus:
     """A snapshot of one process (Go's ``ProcessState``, with more in it).
 
     ``since`` is the ``time.monotonic()`` at which the process entered ``state``;
-    ``last_error`` is the repr of the last exception it returned or raised.
+    ``last_error`` is the repr of the last exception it returned or raised;
+    ``thread_name`` is its thread's name as of the process's last change (a thread that
+    renames itself shows the new name at the next change).
     """
 
     name: str
@@ -599,10 +604,10 @@ class Supervisor:
         """Begin a graceful shutdown, as a signal does; never blocks.
 
         Safe from any thread, a process or a signal handler included, and idempotent:
-        only the first call (or signal, or fatal process) counts. Every process is told
-        at once (in ``"reverse"`` order, those not running their function; the waiting
-        thread tells the others in turn); :meth:`wait_on_shutdown_signal` waits for them
-        and returns the report.
+        only the first call (or signal, or fatal process) counts. Every process is told:
+        at once if it is not running its function, else a few at a time (see
+        :data:`ShutdownOrder`); :meth:`wait_on_shutdown_signal` waits for them and returns
+        the report.
         """
         self._begin_shutdown(ShutdownCause.REQUEST, "shutdown() was called")
 
@@ -681,7 +686,7 @@ class Supervisor:
     def _wait_for_processes(self, shutdown: _Shutdown) -> None:
         """Wait until every process has returned, or the deadline, or a second signal."""
         signals = int(shutdown.cause is ShutdownCause.SIGNAL)
-        while (self._running or self._ending) and time.monotonic() < shutdown.deadline:
+        while self._busy() and time.monotonic() < shutdown.deadline:
             try:  # (every end is told before ShutdownFinished)
                 signum = self._wakeups.get(timeout=max(0.0, shutdown.deadline - time.monotonic()))
             except queue.Empty:
@@ -695,6 +700,10 @@ class Supervisor:
                 continue
             message = f"received {name} again: no longer waiting for processes"
             return self._log(logging.WARNING, message, signal=name)
+
+    def _busy(self) -> bool:
+        with self._lock:  # (both at once: without the GIL, a read could fall between them)
+            return bool(self._running or self._ending)
 
     def _finish(self, shutdown: _Shutdown, reason: str) -> ShutdownReport:
         with self._lock:
@@ -729,9 +738,8 @@ class Supervisor:
         proc: _Process | None = None, error: BaseException | None = None,
     ) -> _Shutdown | None:
         """Begin the shutdown, if it is the first: from now on no run starts, the processes
-        are told (those running their function by the waiting thread, in turn, if there
-        is one) and the waiting thread is woken. Without a ``reason``, the caller gives it
-        later to ``describe()``: describing may run user code."""
+        are told (see _tell) and the waiting thread is woken. Without a ``reason``, the
+        caller gives it later to ``describe()``: describing may run user code."""
         now, name = time.monotonic(), None if proc is None else proc.name
         shutdown = _Shutdown(cause, now, now + self._shutdown_timeout, name, signal_number, error)
         if reason is not None:  # described before it is claimed: nothing can interrupt that
@@ -863,7 +871,7 @@ class Supervisor:
     def status(self) -> Mapping[str, ProcessStatus]:
         """A consistent snapshot of every registered process, taken under the lock."""
         with self._lock:  # a process's status is built again only once it has changed
-            rows = [p.shown[1] if p.shown is not None and p.shown[0] == p.changes else
+            rows = [kept[1] if (kept := p.shown) is not None and kept[0] == p.changes else
                     (p, p.changes, p.state, p.attempt, p.recovered_num, p.restarts, p.last_error,
                      p.since, p.thread) for p in self._processes.values()]
         # repr() of an error may run user code, so it runs outside the lock.
@@ -1037,7 +1045,7 @@ class Supervisor:
         state and counters are then set, and its group restart is planned)."""
         if self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set():
             return _End.STOPPED  # (_stopping(), inlined: the restart path)
-        proc.recovered_num, proc.last_error = recovered, error
+        proc.recovered_num, proc.last_error, proc.changes = recovered, error, proc.changes + 1
         if state is _GAVE_UP:
             return _End.GAVE_UP
         if self._max_restarts is not None:
@@ -1047,7 +1055,7 @@ class Supervisor:
             if len(window) >= self._max_restarts:
                 return _End.RESTART_LIMIT
             window.append(now)
-        proc.state, proc.since, proc.changes = state, now, proc.changes + 1
+        proc.state, proc.since = state, now  # (in the same locked step as the change above)
         if self._strategy == "one_for_one":
             return None
         names = list(self._processes)

@@ -4956,6 +4956,24 @@ def test_status_under_concurrent_callers_and_restarts_ends_on_the_truth(h: Harne
         ProcessLifecycle.RUNNING, runs, runs - 1)
 
 
+def test_status_in_the_hook_of_a_last_failure_shows_its_error(supervisors: Supervisors) -> None:
+    # The run that gives up: its error is set before ProcessFailed is said, and a status
+    # kept from the run's start must not hide it.
+    seen: list[ProcessStatus] = []
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, (ProcessStarted, ProcessFailed)):
+            seen.append(harness.sup.status()["p"])
+        harness.events(event)
+
+    harness = supervisors.new(on_event=hook)
+    harness.sup.register("p", Scripted("return error"), ProcessOption(retry_count=1,
+                                                                      is_fatal=False))
+    harness.sup.start()
+    harness.events.wait_for(ProcessGaveUp, "p")
+    assert [s.last_error for s in seen] == [None, repr(RuntimeError("p error 1"))]
+
+
 def test_a_first_attempts_start_and_a_repeated_wait_are_each_built_once(h: Harness) -> None:
     process = Scripted("raise", "raise", "raise")
     h.sup.register("p", process, FAST)
