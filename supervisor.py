@@ -783,7 +783,7 @@ class Supervisor:
         did (in reverse order, one at a time); all the rest at the deadline or when the
         waiting thread stops waiting. Waking thousands of threads at once would make them
         fight over the interpreter: a paced shutdown of fast processes is faster."""
-        paced, quiet_since = self._shutdown_order == "parallel", self._clock()
+        widens, quiet_since = self._shutdown_order == "parallel", self._clock()
         for proc in told:  # (again: the thread that began the shutdown may be interrupted)
             proc.tell()
         while True:
@@ -792,7 +792,7 @@ class Supervisor:
             told = [proc for proc in told if proc.state not in _FINAL]  # not returned yet
             if len(told) < before:
                 quiet_since = now
-            elif paced and now - quiet_since >= 0.001:
+            elif widens and now - quiet_since >= 0.001:
                 window, quiet_since = window * 2, now
             late = time.monotonic() >= shutdown.deadline or shutdown.hurried
             while in_turn and (len(told) < window or late):
@@ -801,7 +801,7 @@ class Supervisor:
                     proc.tell()
             if not in_turn:
                 return
-            tick = 0.001 if paced else _MAX_WAIT
+            tick = 0.001 if widens else _MAX_WAIT
             self._returned.wait(max(0.0, min(shutdown.deadline - time.monotonic(), tick)))
 
     @contextlib.contextmanager
@@ -1300,7 +1300,7 @@ class _Phase(enum.Enum):
 
 
 _ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
-_FIRST_WAVE = 64  # running processes told at once when a shutdown begins (see _tell_in_turn)
+_FIRST_WAVE = 64  # running processes told at once as a shutdown begins: the first window
 _LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
 # A group restart stops these (a process that has not begun its next run starts afresh).
 _RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})
