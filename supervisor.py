@@ -757,24 +757,22 @@ class Supervisor:
     def _tell(self, shutdown: _Shutdown, procs: list[_Process]) -> None:
         """Tell every process to finish: at once those not running their function and the
         first few that are (the last registered first), the others in turn on a helper
-        thread (once: this runs again on the waiting thread)."""
+        thread (started once: this runs again on the waiting thread)."""
         in_turn = [p for p in procs if p.state is _RUNNING or p.state is _STALLED]
         for proc in procs:
             if proc.state is not _RUNNING and proc.state is not _STALLED:
                 proc.tell()
+        window = _FIRST_WAVE if self._shutdown_order == "parallel" else 1
+        first, in_turn, pacer = in_turn[-window:], in_turn[:-window], None
         with self._lock:  # (a pacer made but not started was interrupted: made again)
-            if not in_turn or (shutdown.pacer is not None and shutdown.pacer.ident is not None):
-                return
-            window = _FIRST_WAVE if self._shutdown_order == "parallel" else 1
-            first, in_turn = in_turn[-window:], in_turn[:-window]
-            shutdown.pacer = pacer = threading.Thread(
-                target=self._tell_in_turn, args=(shutdown, in_turn, first, window),
-                name="supervisor-shutdown", daemon=True)
-            if in_turn:
+            if in_turn and (shutdown.pacer is None or shutdown.pacer.ident is None):
+                shutdown.pacer = pacer = threading.Thread(
+                    target=self._tell_in_turn, args=(shutdown, in_turn, first, window),
+                    name="supervisor-shutdown", daemon=True)
                 with contextlib.suppress(RuntimeError):  # no thread to spare: all told at once
                     pacer.start()
-        for proc in first + (in_turn if pacer.ident is None else []):
-            proc.tell()
+        for proc in first + (in_turn if pacer is not None and pacer.ident is None else []):
+            proc.tell()  # (the first wave after the helper starts: the other way is slower)
 
     def _tell_in_turn(self, shutdown: _Shutdown, in_turn: list[_Process], told: list[_Process],
                       window: int) -> None:
@@ -784,8 +782,6 @@ class Supervisor:
         waiting thread stops waiting. Waking thousands of threads at once would make them
         fight over the interpreter: a paced shutdown of fast processes is faster."""
         widens, quiet_since = self._shutdown_order == "parallel", self._clock()
-        for proc in told:  # (again: the thread that began the shutdown may be interrupted)
-            proc.tell()
         while True:
             self._returned.clear()  # (before the look: no return is missed)
             now, before = self._clock(), len(told)
