@@ -194,7 +194,7 @@ class ShutdownCause(enum.Enum):
 
 ShutdownOrder: TypeAlias = Literal["parallel", "reverse"]
 """``"parallel"``: no process waits for another. Those not running their function and
-the first 64 that are get their finish signal at once, the others a few at a time (the
+the first 128 that are get their finish signal at once, the others a few at a time (the
 next as one returns, twice as many in each millisecond in which none did), all at the
 deadline: thousands of threads woken at once would fight over the interpreter.
 ``"reverse"``: in reverse registration order, each after every later process has
@@ -1296,7 +1296,7 @@ class _Phase(enum.Enum):
 
 
 _ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
-_FIRST_WAVE = 64  # running processes told at once as a shutdown begins: the first window
+_FIRST_WAVE = 128  # running processes told at once as a shutdown begins: the first window
 _LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
 # A group restart stops these (a process that has not begun its next run starts afresh).
 _RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})

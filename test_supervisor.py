@@ -9453,7 +9453,7 @@ def test_shutdown_started_always_comes_before_shutdown_finished() -> None:
 # Defect 11: a KeyboardInterrupt inside shutdown() left a supervisor that could not stop.
 
 
-@pytest.mark.parametrize("first_wave", [64, 1])
+@pytest.mark.parametrize("first_wave", [128, 1])
 def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
     monkeypatch: pytest.MonkeyPatch, first_wave: int
 ) -> None:
