@@ -3844,7 +3844,33 @@ def test_shutdown_tells_in_turn_on_one_helper_thread_gone_by_the_report(
     assert report.finished == ("a", "b", "c")
     assert len(seen_when_told) == 3
     assert {t.name for seen in seen_when_told for t in seen - before} == helper
+    assert all(t.daemon for seen in seen_when_told for t in seen - before)  # never holds exit
     assert "supervisor-shutdown" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_shutdown_without_a_thread_to_spare_tells_every_process_at_once(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The OS refuses the helper thread: every process is told by the caller instead.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", 1)
+    harness = supervisors.new(shutdown_timeout=LONG)
+    for i in range(5):
+        harness.sup.register(f"p{i}", until_finished)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=5)
+    start = threading.Thread.start
+
+    def refuse_the_helper(thread: threading.Thread) -> None:
+        if thread.name == "supervisor-shutdown":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_helper)
+    harness.sup.shutdown()
+    harness.events.wait_for(ProcessStopped, count=5)  # told by shutdown() itself
+    monkeypatch.undo()
+    report = bounded_report(harness.sup, BOUND)
+    assert (len(report.finished), report.unfinished) == (5, ())
 
 
 def test_parallel_shutdown_tells_a_few_at_a_time_the_last_registered_first(
