@@ -3937,6 +3937,43 @@ def test_parallel_shutdown_widens_its_window_for_processes_slow_to_finish(
     assert (len(report.finished), report.unfinished) == (n, ())
 
 
+def test_a_process_failing_before_its_turn_in_a_paced_shutdown_is_not_restarted(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "early" is not told yet (a first wave of one: "late" is told first, and holds the
+    # helper), then fails: the shutdown has begun, so it stops instead of running again.
+    monkeypatch.setattr(supervisor, "_FIRST_WAVE", 1)
+    harness = supervisors.new(shutdown_timeout=LONG, clock=lambda: 0.0)
+    fail_now, late_may_go = threading.Event(), supervisors.hold(threading.Event())
+
+    def early(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        fail_now.wait(PROCESS_BOUND)
+        return RuntimeError("failed before its turn")
+
+    def late(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        finish_signal.wait(PROCESS_BOUND)
+        late_may_go.wait(PROCESS_BOUND)
+        return None
+
+    harness.sup.register("early", early, FAST)
+    harness.sup.register("late", late)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=2)
+    harness.sup.shutdown()
+    fail_now.set()
+    (stopped,) = harness.events.wait_for(ProcessStopped, "early")
+    assert (stopped.state, repr(stopped.error)) == (
+        ProcessLifecycle.FINISHED, repr(RuntimeError("failed before its turn")))
+    assert len(harness.events.of(ProcessStarted, "early")) == 1
+    late_may_go.set()
+    report = bounded_report(harness.sup, BOUND)
+    assert (report.finished, report.unfinished) == (("early", "late"), ())
+
+
 def test_a_shutdown_nobody_waits_for_still_tells_every_process(
     supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -4998,6 +5035,46 @@ def test_status_in_the_hook_of_a_last_failure_shows_its_error(supervisors: Super
     harness.sup.start()
     harness.events.wait_for(ProcessGaveUp, "p")
     assert [s.last_error for s in seen] == [None, repr(RuntimeError("p error 1"))]
+
+
+def test_with_logging_off_a_restart_still_waits_its_interval() -> None:
+    # The fast path (no delay, no logging) must not take a restart that has a delay.
+    events = EventLog()
+    sup = Supervisor(BOUND, own_logger("fast-path-delay", level=logging.CRITICAL), on_event=events)
+    process = Scripted("return error")
+    sup.register("p", process, ProcessOption(retry_interval=LONG))
+    sup.start()
+    try:
+        events.wait_for(ProcessWaiting, "p")
+        status = sup.status()["p"]
+        assert (status.state, process.runs) == (ProcessLifecycle.WAITING_TO_RETRY, 1)
+    finally:
+        sup.shutdown()
+        sup.wait_on_shutdown_signal(handle_signals=False)
+
+
+def test_status_of_fast_restarts_says_when_each_began() -> None:
+    events = EventLog()
+    sup = Supervisor(BOUND, own_logger("fast-path-since", level=logging.CRITICAL), on_event=events)
+    sup.register("p", Scripted("raise", "raise"), ProcessOption(recover_interval=0))
+    sup.start()
+    try:
+        events.wait_for(ProcessStarted, "p", count=3)
+        status = sup.status()["p"]
+        assert (status.state, status.restarts) == (ProcessLifecycle.RUNNING, 2)
+        assert isinstance(status.since, float)
+    finally:
+        sup.shutdown()
+        sup.wait_on_shutdown_signal(handle_signals=False)
+
+
+def test_status_shows_a_long_error_whole(h: Harness) -> None:
+    long_error = RuntimeError("x" * 5_000)
+    h.sup.register("p", ends_with(long_error, "returned"), ProcessOption(retry_count=1,
+                                                                       is_fatal=False))
+    h.sup.start()
+    h.events.wait_for(ProcessGaveUp, "p")
+    assert h.sup.status()["p"].last_error == repr(long_error)
 
 
 def test_a_first_attempts_start_and_a_repeated_wait_are_each_built_once(h: Harness) -> None:
