@@ -3813,6 +3813,17 @@ def test_reverse_order_tells_the_rest_at_once_when_the_timeout_has_passed(
     assert set(hung_names) <= set(report.unfinished)
 
 
+def running_well_behaved(supervisors: Supervisors, count: int) -> Harness:
+    """A supervisor (shutdown_timeout=LONG) whose ``count`` well-behaved processes, p0,
+    p1, ..., have all started."""
+    harness = supervisors.new(shutdown_timeout=LONG)
+    for i in range(count):
+        harness.sup.register(f"p{i}", until_finished)
+    harness.sup.start()
+    harness.events.wait_for(ProcessStarted, count=count)
+    return harness
+
+
 @pytest.mark.parametrize(("order", "first_wave", "helper"), [
     ("parallel", 3, set()), ("parallel", 1, {"supervisor-shutdown"}),
     ("reverse", 3, {"supervisor-shutdown"}),
@@ -3853,11 +3864,7 @@ def test_a_shutdown_without_a_thread_to_spare_tells_every_process_at_once(
 ) -> None:
     # The OS refuses the helper thread: every process is told by the caller instead.
     monkeypatch.setattr(supervisor, "_FIRST_WAVE", 1)
-    harness = supervisors.new(shutdown_timeout=LONG)
-    for i in range(5):
-        harness.sup.register(f"p{i}", until_finished)
-    harness.sup.start()
-    harness.events.wait_for(ProcessStarted, count=5)
+    harness = running_well_behaved(supervisors, 5)
     start = threading.Thread.start
 
     def refuse_the_helper(thread: threading.Thread) -> None:
@@ -3979,11 +3986,7 @@ def test_a_shutdown_nobody_waits_for_still_tells_every_process(
 ) -> None:
     # The pacing runs on its own thread: without a waiting thread, every process is told.
     monkeypatch.setattr(supervisor, "_FIRST_WAVE", 2)
-    harness = supervisors.new(shutdown_timeout=LONG)
-    for i in range(20):
-        harness.sup.register(f"p{i}", until_finished)
-    harness.sup.start()
-    harness.events.wait_for(ProcessStarted, count=20)
+    harness = running_well_behaved(supervisors, 20)
     harness.sup.shutdown()
     harness.events.wait_for(ProcessStopped, count=20)
     assert {s.state for s in harness.sup.status().values()} == {ProcessLifecycle.FINISHED}
