@@ -758,9 +758,11 @@ class Supervisor:
         """Tell every process to finish: at once those not running their function and the
         first few that are (the last registered first), the others in turn on a helper
         thread (started once: this runs again on the waiting thread)."""
-        in_turn = [p for p in procs if p.state is _RUNNING or p.state is _STALLED]
-        for proc in procs:
-            if proc.state is not _RUNNING and proc.state is not _STALLED:
+        in_turn: list[_Process] = []
+        for proc in procs:  # (after the shutdown began, no process starts running again)
+            if proc.state is _RUNNING or proc.state is _STALLED:
+                in_turn.append(proc)
+            else:
                 proc.tell()
         window = _FIRST_WAVE if self._shutdown_order == "parallel" else 1
         first, in_turn, pacer = in_turn[-window:], in_turn[:-window], None
