@@ -77,17 +77,44 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 __all__ = [
-    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT", "EXIT_FATAL", "EXIT_OK", "EXIT_UNFINISHED",
-    "LOG_NS_SUPERVISOR", "PROCESS_RECOVER_COUNT", "PROCESS_RECOVER_INTERVAL",
-    "PROCESS_RETRY_COUNT", "PROCESS_RETRY_INTERVAL", "DoNotRestart", "ExitCode",
-    "GroupRestart", "ProcessFailed", "ProcessFunc", "ProcessGaveUp", "ProcessLifecycle",
-    "ProcessOption", "ProcessStalled", "ProcessStarted", "ProcessStatus", "ProcessStopped",
-    "ProcessWaiting", "RestartStrategy", "ShutdownCause", "ShutdownFinished", "ShutdownOrder",
-    "ShutdownReport", "ShutdownStarted", "Supervisor", "SupervisorEvent", "SupervisorFailed",
-    "TerminateChannel", "TerminateSupervisor", "UnknownProcessError", "heartbeat",
+    "DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT",
+    "EXIT_FATAL",
+    "EXIT_OK",
+    "EXIT_UNFINISHED",
+    "LOG_NS_SUPERVISOR",
+    "PROCESS_RECOVER_COUNT",
+    "PROCESS_RECOVER_INTERVAL",
+    "PROCESS_RETRY_COUNT",
+    "PROCESS_RETRY_INTERVAL",
+    "DoNotRestart",
+    "ExitCode",
+    "GroupRestart",
+    "ProcessFailed",
+    "ProcessFunc",
+    "ProcessGaveUp",
+    "ProcessLifecycle",
+    "ProcessOption",
+    "ProcessStalled",
+    "ProcessStarted",
+    "ProcessStatus",
+    "ProcessStopped",
+    "ProcessWaiting",
+    "RestartStrategy",
+    "ShutdownCause",
+    "ShutdownFinished",
+    "ShutdownOrder",
+    "ShutdownReport",
+    "ShutdownStarted",
+    "Supervisor",
+    "SupervisorEvent",
+    "SupervisorFailed",
+    "TerminateChannel",
+    "TerminateSupervisor",
+    "UnknownProcessError",
+    "heartbeat",
 ]
 
-__version__ = "2.0.0"
+__version__ = "2.1.0"
 
 # ---------------------------------------------------------------------------
 # Constants (the Go package's, durations in float seconds)
@@ -98,6 +125,15 @@ PROCESS_RECOVER_COUNT: Final = 10
 PROCESS_RECOVER_INTERVAL: Final = 2.0
 DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Final = 5.0
 LOG_NS_SUPERVISOR: Final = "supervisor"
+
+_SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+# Put on a nested supervisor's wake-up queue by its parent, which stops it.
+_STOP_REQUESTED: Final = -1
+# No wait can be longer than this.
+_MAX_WAIT: Final = threading.TIMEOUT_MAX
+
+# ---------------------------------------------------------------------------
+# Exceptions and enums
 
 
 class ExitCode(enum.IntEnum):
@@ -110,19 +146,14 @@ class ExitCode(enum.IntEnum):
     UNFINISHED = 2
     """A signal or a request stopped the supervisor, but a process did not finish."""
 
-    __str__ = int.__repr__  # "0", as Python 3.11+ prints an IntEnum ("ExitCode.OK" on 3.10)
+    # Print "0", as Python 3.11+ prints an IntEnum ("ExitCode.OK" on 3.10).
+    __str__ = int.__repr__
 
 
+# Module-level names for the exit codes (Go's constants), not members of ExitCode.
 EXIT_OK: Final = ExitCode.OK
 EXIT_FATAL: Final = ExitCode.FATAL
 EXIT_UNFINISHED: Final = ExitCode.UNFINISHED
-
-_SHUTDOWN_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-_MAX_WAIT: Final = threading.TIMEOUT_MAX  # no wait can be longer
-_ABOVE_0: Final = 1e-9  # the least duration where 0 is not allowed
-
-# ---------------------------------------------------------------------------
-# Exceptions and enums
 
 
 class DoNotRestart(Exception):
@@ -175,7 +206,7 @@ class ProcessLifecycle(enum.Enum):
     STALLED = "stalled"
     """Its function runs, but sent no :func:`heartbeat` for ``heartbeat_timeout``."""
     FINISHED = "finished"
-    """It returned for good: None, DoNotRestart, TerminateSupervisor, or at shutdown."""
+    """It returned for good: None, DoNotRestart, TerminateSupervisor, or when told to stop."""
     FAILED = "failed"
     """It gave up: its retries or recoveries ran out, or it raised with ``recover=False``."""
     REMOVED = "removed"
@@ -193,23 +224,29 @@ class ShutdownCause(enum.Enum):
 
 
 ShutdownOrder: TypeAlias = Literal["parallel", "reverse"]
-"""``"parallel"``: no process waits for another. Those not running their function and
-the first 128 that are get their finish signal at once, the others a few at a time (the
-next as one returns, twice as many in each millisecond in which none did), all at the
-deadline: thousands of threads woken at once would fight over the interpreter.
-``"reverse"``: in reverse registration order, each after every later process has
-returned (or the shutdown timeout has run out)."""
+"""``"parallel"``: every process is told to finish at once. ``"reverse"``: in reverse
+registration order, each after every later process has returned (or the shutdown
+timeout has run out), on a helper thread. Either way no run starts once the shutdown
+has begun."""
 
 RestartStrategy: TypeAlias = Literal["one_for_one", "one_for_all", "rest_for_one"]
 """Which processes restart when one fails and will run again (Erlang/OTP's names):
 ``"one_for_one"`` only that one; ``"one_for_all"`` every process; ``"rest_for_one"``
 that one and every process registered after it."""
 
-# The restart path's members, bound once: an Enum attribute lookup costs as much as a call.
-_RUNNING, _REGISTERED = ProcessLifecycle.RUNNING, ProcessLifecycle.REGISTERED
-_STALLED, _GAVE_UP = ProcessLifecycle.STALLED, ProcessLifecycle.FAILED
-_TO_RETRY, _TO_RECOVER = ProcessLifecycle.WAITING_TO_RETRY, ProcessLifecycle.WAITING_TO_RECOVER
-_FINAL: Final = frozenset({ProcessLifecycle.FINISHED, _GAVE_UP, ProcessLifecycle.REMOVED})
+# A process that ends in one of these states does not run again.
+_FINAL: Final = frozenset(
+    {ProcessLifecycle.FINISHED, ProcessLifecycle.FAILED, ProcessLifecycle.REMOVED}
+)
+# A group restart stops a process in one of these states.
+_RESTARTABLE: Final = frozenset(
+    {
+        ProcessLifecycle.RUNNING,
+        ProcessLifecycle.STALLED,
+        ProcessLifecycle.WAITING_TO_RETRY,
+        ProcessLifecycle.WAITING_TO_RECOVER,
+    }
+)
 
 # ---------------------------------------------------------------------------
 # Public types
@@ -228,11 +265,13 @@ class TerminateChannel(Protocol):
 ProcessFunc: TypeAlias = Callable[[threading.Event, str, TerminateChannel], Exception | None]
 """A long-running process: ``(finish_signal, process_name, terminate_channel)``.
 
-It should run until ``finish_signal`` is set and then return None promptly: a thread
-cannot be killed, so a process that ignores its finish signal is left running (and
-named in the shutdown report). Returning an exception asks for a retry; raising is a
-crash that the recover policy handles. Returning anything else is a bug, handled as a
-crash (a ``TypeError``).
+A plain function (not ``async def``: it runs on a thread). It should run until
+``finish_signal`` is set and then return None promptly: a thread cannot be killed, so a
+process that ignores its finish signal is left running (and named in the shutdown
+report). Returning an exception asks for a retry; raising is a crash that the recover
+policy handles. Returning anything else is a bug, handled as a crash (a ``TypeError``).
+Attempts and recoveries count over the process's whole life unless ``reset_after`` is
+set: a process that fails now and then eventually runs out of them.
 """
 
 
@@ -258,10 +297,11 @@ class ProcessOption:
     - ``jitter``: each wait is lengthened by a random fraction, up to this much (0 to 1),
       before the cap.
     - ``reset_after``: a run that lasted at least this long before it failed starts over
-      with fresh retry and recover counters and a fresh backoff (None: never).
-    - ``heartbeat_timeout``: a run that goes longer than this without a :func:`heartbeat`
-      is stalled (None: no watchdog). A thread cannot be killed: a stalled process is
-      reported, and a fatal one shuts the supervisor down.
+      with fresh retry and recover counters and a fresh backoff (None: never, so the
+      counters add up over the process's whole life).
+    - ``heartbeat_timeout``: a run that goes longer than this (> 0) without a
+      :func:`heartbeat` is stalled (None: no watchdog). A thread cannot be killed: a
+      stalled process is reported, and a fatal one shuts the supervisor down.
     """
 
     recover: bool = True
@@ -281,24 +321,42 @@ class ProcessOption:
         _check_bool("ProcessOption.is_fatal", self.is_fatal)
         _check_count("ProcessOption.recover_count", self.recover_count, 0)
         _check_count("ProcessOption.retry_count", self.retry_count, 1)
-        for field, low, high in _NUMBER_FIELDS:
-            if (value := getattr(self, field)) is not None or field in _REQUIRED_FIELDS:
-                number = _check_number(f"ProcessOption.{field}", value, low, high)
-                object.__setattr__(self, field, number)  # stored as a float
-        for field, default in (("retry_interval", PROCESS_RETRY_INTERVAL),
-                               ("recover_interval", PROCESS_RECOVER_INTERVAL)):
-            interval, cap = getattr(self, field), self.max_interval
-            if cap is not None and cap < interval:
-                given = f"{interval!r}, the default" if interval == default else repr(interval)
-                raise ValueError(f"ProcessOption.max_interval ({cap!r}) is below {field} ({given}):"
-                                 f" give {field} at most {cap!r}, or a larger max_interval")
+        self._number("recover_interval")
+        self._number("retry_interval")
+        self._number("backoff_factor", low=1.0, high=math.inf)
+        self._number("jitter", high=1.0)
+        self._number("max_interval", optional=True)
+        self._number("reset_after", optional=True)
+        self._number("heartbeat_timeout", optional=True, positive=True)
+        self._below_cap("retry_interval", PROCESS_RETRY_INTERVAL)
+        self._below_cap("recover_interval", PROCESS_RECOVER_INTERVAL)
 
+    def _number(
+        self,
+        field: str,
+        low: float = 0.0,
+        high: float = _MAX_WAIT,
+        *,
+        optional: bool = False,
+        positive: bool = False,
+    ) -> None:
+        """Check a number field, and store it as a float."""
+        value = getattr(self, field)
+        if value is None and optional:
+            return
+        number = _check_number(f"ProcessOption.{field}", value, low, high, positive=positive)
+        object.__setattr__(self, field, number)
 
-_NUMBER_FIELDS: Final = (("recover_interval", 0.0, _MAX_WAIT), ("retry_interval", 0.0, _MAX_WAIT),
-                         ("backoff_factor", 1.0, math.inf), ("jitter", 0.0, 1.0),
-                         ("max_interval", 0.0, _MAX_WAIT), ("reset_after", 0.0, _MAX_WAIT),
-                         ("heartbeat_timeout", _ABOVE_0, _MAX_WAIT))
-_REQUIRED_FIELDS: Final = ("recover_interval", "retry_interval", "backoff_factor", "jitter")
+    def _below_cap(self, field: str, default: float) -> None:
+        interval = getattr(self, field)
+        cap = self.max_interval
+        if cap is None or cap >= interval:
+            return
+        given = f"{interval!r}, the default" if interval == default else repr(interval)
+        raise ValueError(
+            f"ProcessOption.max_interval ({cap!r}) is below {field} ({given}):"
+            f" give {field} at most {cap!r}, or a larger max_interval"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -344,7 +402,7 @@ class ProcessGaveUp:
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProcessStopped:
     """The process returned for good without giving up (``error`` is DoNotRestart,
-    TerminateSupervisor, an error returned during shutdown, or None)."""
+    TerminateSupervisor, an error returned or raised when told to stop, or None)."""
 
     process_name: str
     state: ProcessLifecycle
@@ -371,7 +429,7 @@ class ProcessStalled:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ShutdownStarted:
-    """A shutdown began; ``reason`` is the report's."""
+    """A shutdown began; ``reason`` is the report's. It comes before any process is told."""
 
     reason: str
     cause: ShutdownCause
@@ -384,9 +442,17 @@ class ShutdownFinished:
     report: ShutdownReport
 
 
-SupervisorEvent: TypeAlias = (ProcessStarted | ProcessFailed | ProcessWaiting | ProcessGaveUp
-                              | ProcessStopped | GroupRestart | ProcessStalled | ShutdownStarted
-                              | ShutdownFinished)
+SupervisorEvent: TypeAlias = (
+    ProcessStarted
+    | ProcessFailed
+    | ProcessWaiting
+    | ProcessGaveUp
+    | ProcessStopped
+    | GroupRestart
+    | ProcessStalled
+    | ShutdownStarted
+    | ShutdownFinished
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -394,9 +460,8 @@ class ProcessStatus:
     """A snapshot of one process (Go's ``ProcessState``, with more in it).
 
     ``since`` is the ``time.monotonic()`` at which the process entered ``state``;
-    ``last_error`` is the repr of the last exception it returned or raised;
-    ``thread_name`` is its thread's name as of the process's last change (a thread that
-    renames itself shows the new name at the next change).
+    ``last_error`` is the repr of the last exception it returned or raised, cut to
+    10,000 characters; ``thread_name`` is its thread's name.
     """
 
     name: str
@@ -418,8 +483,12 @@ class ShutdownReport:
       and ``error`` give its details where they apply.
     - ``finished``: every process whose function has returned for good (or never ran),
       in registration order, including those that ended before the shutdown.
+    - ``failed``: those of ``finished`` that gave up (their retries or recoveries ran
+      out, they raised with ``recover=False``, or they hit the restart limit).
     - ``unfinished``: every process whose function was still running when the wait
       ended; ``stacks`` maps each to the stack of its function.
+    - ``cut_short``: a second signal ended the wait before every process had returned
+      and before ``shutdown_timeout`` had passed.
     - ``duration``: seconds from the start of the shutdown to this report.
     - ``exit_code``: ``ExitCode.FATAL`` (1) if a fatal process, TerminateSupervisor or
       the restart limit caused the shutdown, else ``ExitCode.UNFINISHED`` (2) if a
@@ -436,16 +505,8 @@ class ShutdownReport:
     signal_number: int | None = None
     error: BaseException | None = None
     stacks: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
-
-
-class _Current(threading.local):
-    """The process (and its supervisor) whose function runs on this thread, if any."""
-
-    process: _Process | None = None
-    supervisor: Supervisor | None = None
-
-
-_current = _Current()
+    failed: tuple[str, ...] = ()
+    cut_short: bool = False
 
 
 def heartbeat() -> None:
@@ -456,10 +517,234 @@ def heartbeat() -> None:
     so process code runs in unit tests without one. It takes no lock, unless the
     process was stalled.
     """
-    if (proc := _current.process) is not None:
-        last, proc.beat = proc.beat, time.monotonic()
-        if proc.state is _STALLED and _current.supervisor is not None:
-            _current.supervisor._resumed(proc, proc.beat - last)
+    running = _current.running
+    if running is None:
+        return
+    supervisor, proc = running
+    last = proc.beat
+    proc.beat = time.monotonic()
+    if proc.state is ProcessLifecycle.STALLED:
+        supervisor._resumed(proc, proc.beat - last)
+
+
+# ---------------------------------------------------------------------------
+# The per-process record, the supervisor's phase and the restart policy
+
+
+class _Phase(enum.Enum):
+    """Where the supervisor is in its life."""
+
+    NOT_STARTED = "not started"
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting down"
+    STOPPED = "stopped"
+
+
+class _End(enum.Enum):
+    """How a process ended for good; :meth:`Supervisor._end` makes the rest of it."""
+
+    # By a shutdown, a removal, its own finish signal, or a group restart it is not
+    # run again after.
+    STOPPED = "stopped"
+    # None, DoNotRestart or TerminateSupervisor.
+    RETURNED = "returned"
+    GAVE_UP = "gave up"
+    RESTART_LIMIT = "restart limit"
+    # The OS refused its thread: start() raises, and no shutdown begins.
+    REFUSED = "refused"
+
+
+class _FinishSignal(threading.Event):
+    """A process's finish signal; ``on_set`` lets a nested supervisor follow it."""
+
+    on_set: Callable[[], None] | None = None
+
+    def set(self) -> None:
+        super().set()
+        # Read once: it may be unset meanwhile.
+        callback = self.on_set
+        if callback is not None:
+            callback()
+
+
+class _Process:
+    """One registered process. ``name``, ``function`` and ``options`` never change; the
+    other fields are guarded by the supervisor's lock (the events are set outside it)."""
+
+    __slots__ = (
+        "attempt",
+        "beat",
+        "ended",
+        "finish_signal",
+        "function",
+        "group",
+        "last_error",
+        "name",
+        "options",
+        "recovered_num",
+        "removing",
+        "restarts",
+        "resume",
+        "runs",
+        "since",
+        "state",
+        "thread",
+    )
+
+    def __init__(
+        self, name: str, function: ProcessFunc, options: ProcessOption, now: float
+    ) -> None:
+        self.name = name
+        self.function = function
+        self.options = options
+        # What status() shows.
+        self.state = ProcessLifecycle.REGISTERED
+        self.since = now
+        self.attempt = 0
+        self.recovered_num = 0
+        self.restarts = 0
+        self.runs = 0
+        self.last_error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        # Set to ask it to finish; a fresh one for each run after a group restart.
+        self.finish_signal = _FinishSignal()
+        # Set once it has ended for good.
+        self.ended = threading.Event()
+        # remove() was called.
+        self.removing = False
+        # The last heartbeat, or the start of the run (time.monotonic(), as heartbeat()).
+        self.beat = time.monotonic()
+        # The group restart it is stopped for, and the event that lets it run again.
+        self.group: _Group | None = None
+        self.resume = threading.Event()
+
+    def enter(self, state: ProcessLifecycle, now: float) -> None:
+        self.state = state
+        self.since = now
+
+    def begin_run(self, attempt: int, now: float) -> int:
+        """A run begins, as the next attempt after ``attempt``; returns that attempt.
+        Every run but the first is a restart."""
+        self.restarts = self.runs
+        self.runs += 1
+        self.attempt = attempt + 1
+        self.state = ProcessLifecycle.RUNNING
+        self.since = now
+        self.beat = time.monotonic()
+        return self.attempt
+
+    def tell(self) -> None:
+        """Ask it to finish: its finish signal, and the end of a group restart's wait."""
+        self.finish_signal.set()
+        self.resume.set()
+
+
+class _Group:
+    """A group restart: the processes stopped for it, and those not returned yet."""
+
+    def __init__(self, members: list[_Process]) -> None:
+        self.members = members
+        self.pending = set(members)
+        self.returned = threading.Event()
+
+    def leave(self, proc: _Process) -> None:
+        """Under the lock: ``proc`` has returned (or is removed): it holds the restart up
+        no longer."""
+        self.pending.discard(proc)
+        if not self.pending:
+            self.returned.set()
+
+
+@dataclasses.dataclass(slots=True)
+class _Shutdown:
+    """A shutdown under way: what began it, and when the wait for the processes ends."""
+
+    cause: ShutdownCause
+    reason: str
+    started_at: float
+    process_name: str | None
+    signal_number: int | None
+    error: BaseException | None
+    # Held while the shutdown is announced and the processes are told.
+    telling: threading.RLock = dataclasses.field(default_factory=threading.RLock)
+    # Every process has been told to finish, by then.
+    told: bool = False
+    deadline: float = math.inf
+    # The thread that tells the processes in reverse order, once started.
+    teller: threading.Thread | None = None
+    report: ShutdownReport | None = None
+
+
+def _restart_policy(  # noqa: PLR0917 (the history is positional)
+    options: ProcessOption,
+    attempt: int,
+    recovered: int,
+    waits: int,
+    ran_for: float,
+    raised: bool,
+    draw: float,
+) -> tuple[ProcessLifecycle, float, int, int, int]:
+    """What follows a failed run: ``(state, delay, attempt, recovered, waits)``.
+
+    The history: the run's ``attempt`` in its retry budget (from 1), the ``recovered``
+    recoveries so far, the consecutive ``waits`` so far (for the backoff), how long the
+    run lasted (``ran_for``) and whether it ``raised``; ``draw`` is a random number in
+    [0, 1) for the jitter. The state is ``WAITING_TO_RETRY`` or ``WAITING_TO_RECOVER``
+    (run again after ``delay`` seconds) or ``FAILED`` (give up); the counters are the
+    history for the next run. A pure function: no lock, clock, randomness or logging.
+    """
+    if options.reset_after is not None and ran_for >= options.reset_after:
+        # A stable run starts afresh.
+        attempt = 1
+        recovered = 0
+        waits = 0
+    if raised and options.recover and recovered < options.recover_count:
+        state = ProcessLifecycle.WAITING_TO_RECOVER
+        interval = options.recover_interval
+        # A recovery starts a fresh retry budget.
+        attempt = 0
+        recovered += 1
+    elif not raised and attempt < options.retry_count:
+        state = ProcessLifecycle.WAITING_TO_RETRY
+        interval = options.retry_interval
+    else:
+        return ProcessLifecycle.FAILED, 0.0, attempt, recovered, waits
+    try:
+        delay = interval * options.backoff_factor**waits
+    except OverflowError:
+        delay = math.inf if interval else 0.0
+    delay *= 1.0 + options.jitter * draw
+    if options.max_interval is not None:
+        delay = min(delay, options.max_interval)
+    return state, min(delay, _MAX_WAIT), attempt, recovered, waits + 1
+
+
+def _never_restarted(options: ProcessOption) -> bool:
+    """No failure would run it again (Erlang/OTP's temporary child)."""
+    recovers = options.recover and options.recover_count > 0
+    return options.retry_count == 1 and not recovers
+
+
+def _shutdown_cause(proc: _Process, how: _End, error: BaseException | None) -> ShutdownCause | None:
+    """The shutdown that a process's end begins, if any."""
+    if how is _End.RESTART_LIMIT:
+        return ShutdownCause.RESTART_LIMIT
+    if how in (_End.STOPPED, _End.REFUSED) or isinstance(error, DoNotRestart):
+        return None
+    if isinstance(error, TerminateSupervisor):
+        return ShutdownCause.TERMINATE_REQUESTED
+    if proc.options.is_fatal:
+        return ShutdownCause.FATAL_PROCESS
+    return None
+
+
+class _Current(threading.local):
+    """The supervisor and the process whose function runs on this thread, if any."""
+
+    running: tuple[Supervisor, _Process] | None = None
+
+
+_current = _Current()
 
 
 # ---------------------------------------------------------------------------
@@ -472,13 +757,17 @@ class Supervisor:
     ``shutdown_timeout`` (seconds; 0 means the default, as in Go) bounds the graceful
     shutdown. ``logger`` gets a child named ``"supervisor"``; by default the logger is
     ``logging.getLogger("supervisor")``. ``on_event`` receives every
-    :data:`SupervisorEvent`; it is called outside the lock, and an exception in it is
-    logged and ignored. ``shutdown_order`` is ``"parallel"`` or ``"reverse"``.
+    :data:`SupervisorEvent`; it is called outside the lock, on the thread where the
+    event happened, and an exception in it is logged and ignored. ``shutdown_order`` is
+    ``"parallel"`` or ``"reverse"`` (:data:`ShutdownOrder`).
 
     ``strategy`` says which processes restart with a failed one (:data:`RestartStrategy`).
-    ``max_restarts`` (None: no limit) and ``max_seconds`` are the restart intensity: a
-    restart that would make more than ``max_restarts`` within ``max_seconds`` shuts the
-    supervisor down instead (``ShutdownCause.RESTART_LIMIT``).
+    ``max_restarts`` (None: no limit) and ``max_seconds`` (> 0) are the restart
+    intensity, as in Erlang/OTP: a restart that would make more than ``max_restarts``
+    restarts within ``max_seconds`` (a restart exactly ``max_seconds`` old still counts)
+    shuts the supervisor down instead (``ShutdownCause.RESTART_LIMIT``). Only restarts
+    count: a process that gives up is not restarted, so with ``max_restarts=0`` the
+    first restart, not the first failure, shuts down.
 
     Under systemd (``NOTIFY_SOCKET`` set), a supervisor that handles signals (``run()``,
     or ``wait_on_shutdown_signal()``) sends ``READY=1`` once its processes run,
@@ -487,127 +776,451 @@ class Supervisor:
 
     All methods are thread-safe. :meth:`wait_on_shutdown_signal` is meant for the main
     thread, which owns signal handling. Tests may replace ``_clock`` (which times runs
-    and the restart window, and paces a shutdown) and ``_random`` (which draws the jitter).
+    and the restart window) and ``_random`` (which draws the jitter).
     """
 
     def __init__(
-        self, shutdown_timeout: float = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
-        logger: logging.Logger | None = None, *,
+        self,
+        shutdown_timeout: float = DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+        logger: logging.Logger | None = None,
+        *,
         on_event: Callable[[SupervisorEvent], object] | None = None,
-        shutdown_order: ShutdownOrder = "parallel", strategy: RestartStrategy = "one_for_one",
-        max_restarts: int | None = None, max_seconds: float = 5.0, systemd_notify: bool = True,
+        shutdown_order: ShutdownOrder = "parallel",
+        strategy: RestartStrategy = "one_for_one",
+        max_restarts: int | None = None,
+        max_seconds: float = 5.0,
+        systemd_notify: bool = True,
     ) -> None:
-        timeout = _check_number("Supervisor.shutdown_timeout", shutdown_timeout)
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"Supervisor.logger must be a logging.Logger or None, got {logger!r}")
         if on_event is not None and not callable(on_event):
             raise TypeError(f"Supervisor.on_event must be callable or None, got {on_event!r}")
-        _check_bool("Supervisor.systemd_notify", systemd_notify)
         _check_choice("Supervisor.shutdown_order", shutdown_order, get_args(ShutdownOrder))
         _check_choice("Supervisor.strategy", strategy, get_args(RestartStrategy))
         if max_restarts is not None:
             _check_count("Supervisor.max_restarts", max_restarts, 0)
-        self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, low=_ABOVE_0)
-        self._max_restarts, self._strategy = max_restarts, strategy
+        _check_bool("Supervisor.systemd_notify", systemd_notify)
+        # The configuration, which never changes.
+        # 0 means the default, as in Go.
+        timeout = _check_number("Supervisor.shutdown_timeout", shutdown_timeout)
         self._shutdown_timeout = timeout or DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT
         self._logger = (logger or logging.getLogger()).getChild(LOG_NS_SUPERVISOR)
-        self._on_event, self._shutdown_order = on_event, shutdown_order
-        self._clock, self._random = time.monotonic, random.Random().random  # seams for tests
-        self._channel = types.SimpleNamespace(put=self._announce)  # the terminate channel
-        # Wakes the waiting thread: a signal number, or None for "look again".
-        self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        # The first shutdown stored here is the one: setdefault claims it in one step
-        # that a signal handler running on the same thread cannot split.
-        self._claims: dict[str, _Shutdown] = {}
-        # _lock guards every field below and each _Process's mutable fields. It is
-        # reentrant because a signal handler may call shutdown() on a thread that holds it.
+        self._on_event = on_event
+        self._shutdown_order = shutdown_order
+        self._strategy = strategy
+        self._max_restarts = max_restarts
+        self._max_seconds = _check_number("Supervisor.max_seconds", max_seconds, positive=True)
+        self._systemd_notify = systemd_notify
+        # Seams for tests: the clock of runs and of the restart window, and the jitter.
+        self._clock = time.monotonic
+        self._random = random.Random().random
+        self._channel = types.SimpleNamespace(put=self._terminate_channel_put)
+        # Held by the thread inside wait_on_shutdown_signal().
+        self._waiter = threading.Lock()
+        # Wakes the watchdog thread to look again.
+        self._watchdog_wakeup = threading.Event()
+        # _lock guards the fields below, those that _start_afresh() sets, and each
+        # _Process's mutable fields. It is reentrant because a signal handler may call
+        # shutdown() on a thread that holds it.
         self._lock = threading.RLock()
-        self._processes: dict[str, _Process] = {}  # in registration order
+        # In registration order.
+        self._processes: dict[str, _Process] = {}
+        # The watchdog thread, while it runs its loop.
+        self._watchdog: threading.Thread | None = None
+        # Ended processes still saying their end (see _end): the report waits for them.
+        self._ending = 0
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """The state of a supervisor that has not started (run again: as_process())."""
         self._phase = _Phase.NOT_STARTED
-        # Supervision loops that have not ended, and ended ones still logging (see _end).
-        self._running = self._ending = 0
-        self._waiter = threading.Lock()  # held by the thread inside wait_on_shutdown_signal
-        self._report: ShutdownReport | None = None
-        self._restart_times: collections.deque[float] = collections.deque()  # max_restarts
-        self._systemd_notify, self._notify_to = systemd_notify, ""  # the address, once known
-        self._ping_every = 0.0  # systemd's watchdog: seconds between pings (0: off)
-        self._watchdog: threading.Thread | None = None  # see _watch
-        # The watchdog looks again; a process returned during the shutdown (_tell_in_turn).
-        self._watchdog_wakeup, self._returned = threading.Event(), threading.Event()
+        # Processes whose loop has not ended.
+        self._running = 0
+        # The times of the restarts within the last max_seconds.
+        self._restart_times: collections.deque[float] = collections.deque()
+        # The systemd address once known, and seconds between watchdog pings (0: none).
+        self._notify_to = ""
+        self._ping_every = 0.0
+        # Not guarded by the lock: the shutdown, once begun, under the key "shutdown"
+        # (dict.setdefault claims it in one step that a signal handler running on the same
+        # thread cannot split), and the queue that wakes the waiting thread (a signal
+        # number, _STOP_REQUESTED, or None to look again).
+        self._shutdown_claim: dict[str, _Shutdown] = {}
+        self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
 
     def __repr__(self) -> str:
-        return f"<Supervisor {self._phase.value}, {len(self._processes)} processes>"
+        return f"<Supervisor {self._phase.value}, {_plural(len(self._processes), 'process')}>"
 
     # -- registration and start ---------------------------------------------
 
-    def register(self, name: str, process: ProcessFunc, options: ProcessOption | None = None
-                 ) -> None:
+    def register(
+        self, name: str, process: ProcessFunc, options: ProcessOption | None = None
+    ) -> None:
         """Add a process; once :meth:`start` has run, it starts at once.
 
         Raises ``TypeError`` or ``ValueError`` for a name that is not a non-empty str,
         a name already registered (a removed process's name may be reused once it has
         returned), a process that cannot be called as ``process(finish_signal,
-        process_name, terminate_channel)``, or options that are not a
-        :class:`ProcessOption`; ``RuntimeError`` once the shutdown has begun.
+        process_name, terminate_channel)`` or that is an ``async def`` function, or
+        options that are not a :class:`ProcessOption`; ``RuntimeError`` once the
+        shutdown has begun.
         """
         _check_name(name)
         _check_process(name, process)
-        options = ProcessOption() if options is None else options
+        if options is None:
+            options = ProcessOption()
         if not isinstance(options, ProcessOption):
             raise TypeError(f"options for {name!r} must be a ProcessOption, got {options!r}")
         with self._lock:
-            if self._claims or self._phase is _Phase.STOPPED:
+            if self._shutdown() is not None:
                 raise RuntimeError(f"{self!r} is shutting down; cannot register {name!r}")
-            if name in self._processes:  # (a removed process is forgotten once it returned)
+            if name in self._processes:
                 raise ValueError(f"process name {name!r} is already registered")
-            proc = self._processes[name] = _Process(name, process, options, self._clock())
-            if self._phase is _Phase.RUNNING:
-                self._launch([proc])
+            proc = _Process(name, process, options, self._clock())
+            self._processes[name] = proc
+            started = self._phase is _Phase.RUNNING
+            if started:
+                self._launch(proc)
+        if started:
+            self._start_threads([proc])
 
     def start(self) -> None:
         """Start a thread for each registered process.
 
         Raises ``RuntimeError`` if the supervisor is running already. After a shutdown
         has begun it starts nothing (a warning is logged), so a ``start()`` racing
-        ``shutdown()`` is safe. If the OS refuses a thread, that process and those after
-        it fail without running, and the error is raised.
+        ``shutdown()`` is safe. If the OS refuses a thread (a process's, or the
+        watchdog's), that process and those after it fail without running, and the
+        error is raised.
         """
         with self._lock:
             if self._phase is _Phase.RUNNING:
                 raise RuntimeError(f"{self!r} was already started")
-            if not self._claims and self._phase is _Phase.NOT_STARTED:
+            starting = self._shutdown() is None and self._phase is _Phase.NOT_STARTED
+            procs = list(self._processes.values())
+            if starting:
                 self._phase = _Phase.RUNNING
-                return self._launch(list(self._processes.values()))
-        self._log(logging.WARNING, "start() after the shutdown began: no process started")
+                for proc in procs:
+                    self._launch(proc)
+        if not starting:
+            self._log(logging.WARNING, "start() after the shutdown began: no process started")
+            return
+        self._start_threads(procs)
 
-    def _launch(self, procs: list[_Process]) -> None:
-        """Start a thread for each process, under the lock (so every thread that exists
-        has started); a thread the OS refuses fails its process and those after it."""
-        for index, proc in enumerate(procs):  # (a removed process is forgotten: not here)
-            thread = threading.Thread(target=self._supervise, args=(proc,), name=proc.name,
-                                      daemon=True)
+    def _launch(self, proc: _Process) -> None:
+        """Under the lock: a thread for the process, counted as running until it ends."""
+        proc.thread = threading.Thread(
+            target=self._supervise, args=(proc,), name=proc.name, daemon=True
+        )
+        self._running += 1
+
+    def _start_threads(self, procs: list[_Process]) -> None:
+        """Start the launched threads (and the watchdog, for the first process that needs
+        it) outside the lock, which each new thread takes at once. If the OS refuses a
+        thread, that process and those after it give up without running."""
+        for index, proc in enumerate(procs):
             try:
-                thread.start()
+                if proc.options.heartbeat_timeout is not None:
+                    self._start_watchdog()
+                assert proc.thread is not None
+                proc.thread.start()
             except BaseException as exc:
                 for refused in procs[index:]:
-                    refused.last_error = exc
-                    refused.enter(ProcessLifecycle.FAILED, self._clock())
+                    self._end(refused, _End.REFUSED, exc)
                 raise
-            proc.thread, proc.changes = thread, proc.changes + 1
-            self._running += 1
-            if proc.options.heartbeat_timeout is not None:
-                self._start_watchdog()
 
-    # -- shutdown -----------------------------------------------------------
+    def _supervise(self, proc: _Process) -> None:
+        _current.running = (self, proc)
+        try:
+            self._loop(proc)
+        except BaseException as exc:
+            # A failure of supervision itself: never a silent end.
+            self._log(
+                logging.CRITICAL,
+                f"supervision of process {proc.name!r} failed",
+                exc_info=exc,
+                process_name=proc.name,
+            )
+            self._end(proc, _End.GAVE_UP, exc)
+
+    # -- the supervision loop and its one way out ----------------------------
+
+    def _loop(self, proc: _Process) -> None:
+        """Run the process again and again, as its options say, until it ends for good."""
+        # The history that the restart policy reads.
+        attempt = 0
+        recovered = 0
+        waits = 0
+        while True:
+            # 1. Start, unless stopping; after a group restart, once the group may run again.
+            run = self._start(proc, attempt)
+            if run is None:
+                self._end(proc, _End.STOPPED, None)
+                return
+            attempt, began, finish_signal = run
+            # 2. Run.
+            error, raised = self._run(proc, finish_signal)
+            # 3. Sort the outcome and ask the policy, in one locked step with the state.
+            with self._lock:
+                if proc.group is not None:
+                    # Stopped for a group restart: neither an end nor a failed attempt.
+                    attempt -= 1
+                    continue
+                if error is not None:
+                    proc.last_error = error
+                now = self._clock()
+                if error is None or isinstance(error, (DoNotRestart, TerminateSupervisor)):
+                    end: _End | None = _End.RETURNED
+                elif self._stopping(proc):
+                    end = _End.STOPPED
+                else:
+                    draw = self._random() if proc.options.jitter else 0.0
+                    state, delay, next_attempt, recovered, waits = _restart_policy(
+                        proc.options, attempt, recovered, waits, now - began, raised, draw
+                    )
+                    end = self._decide(proc, state, recovered, now)
+                group = self._plan_group_restart(proc, now) if end is None else None
+            # 4. Say why it failed; then end, or wait to run again.
+            if end is not _End.RETURNED and error is not None:
+                self._failed(proc, attempt, error, raised, None if end is not None else delay)
+            if end is not None:
+                self._end(proc, end, error, raised)
+                return
+            attempt = next_attempt
+            if group is not None:
+                self._restart_group(proc, group, delay)
+            elif delay > 0:
+                finish_signal.wait(delay)
+
+    def _start(self, proc: _Process, attempt: int) -> tuple[int, float, threading.Event] | None:
+        """A run begins, unless the process must stop (then None); after a group restart,
+        once its group may run again. Returns the run's attempt, start and finish signal."""
+        while True:
+            with self._lock:
+                # Read with the stop check: a group restart also sets the finish signal.
+                group = proc.group
+                if group is None and self._stopping(proc):
+                    return None
+                if group is None:
+                    attempt = proc.begin_run(attempt, self._clock())
+                    began = proc.since
+                    finish_signal = proc.finish_signal
+                    break
+            if not self._rejoin(proc, group):
+                return None
+        if proc.options.heartbeat_timeout is not None:
+            # The run has a deadline.
+            self._watchdog_wakeup.set()
+        if self._logger.isEnabledFor(logging.INFO):
+            self._log(
+                logging.INFO,
+                f"process {proc.name!r} started (attempt {attempt} of {proc.options.retry_count})",
+                process_name=proc.name,
+                attempt=attempt,
+            )
+        if self._on_event is not None:
+            self._emit(ProcessStarted(proc.name, attempt))
+        return attempt, began, finish_signal
+
+    def _run(
+        self, proc: _Process, finish_signal: threading.Event
+    ) -> tuple[BaseException | None, bool]:
+        """One run of the function: what it returned or raised, and whether it raised.
+        A result that is neither None nor an exception is a bug, handled as a crash."""
+        try:
+            result = proc.function(finish_signal, proc.name, self._channel)
+        except BaseException as exc:
+            # A crash, whatever it is: never a silent end.
+            return exc, True
+        if result is None or isinstance(result, Exception):
+            return result, False
+        return _returned_a_bug(proc.name, result), True
+
+    def _stopping(self, proc: _Process) -> bool:
+        """Under the lock: whether the process must stop instead of running again (no run
+        starts once the shutdown has begun)."""
+        return bool(self._shutdown_claim) or proc.removing or proc.finish_signal.is_set()
+
+    def _decide(
+        self, proc: _Process, state: ProcessLifecycle, recovered: int, now: float
+    ) -> _End | None:
+        """Under the lock: how a failed process ends, or None if it runs again (its state
+        is then set, and the restart counted against the restart intensity)."""
+        proc.recovered_num = recovered
+        if state is ProcessLifecycle.FAILED:
+            return _End.GAVE_UP
+        if self._max_restarts is not None:
+            window = self._restart_times
+            while window and window[0] < now - self._max_seconds:
+                window.popleft()
+            if len(window) >= self._max_restarts:
+                return _End.RESTART_LIMIT
+            window.append(now)
+        proc.state = state
+        proc.since = now
+        return None
+
+    def _failed(
+        self, proc: _Process, attempt: int, error: BaseException, raised: bool, delay: float | None
+    ) -> None:
+        """A run failed: its event, and, if it runs again after ``delay``, the log line
+        and the wait's event (else its end says the rest)."""
+        name = proc.name
+        if self._on_event is not None:
+            self._emit(ProcessFailed(name, attempt, error, raised))
+        if delay is None:
+            return
+        if self._logger.isEnabledFor(logging.ERROR):
+            text = _describe(error)
+            if raised:
+                count = f"recovery {proc.recovered_num} of {proc.options.recover_count}"
+                message = f"process {name!r} crashed ({count}): {text}; restarting in "
+            else:
+                count = f"attempt {attempt} of {proc.options.retry_count}"
+                message = f"process {name!r} failed ({count}): {text}; retrying in "
+            self._log(
+                logging.ERROR,
+                message + _seconds(delay),
+                exc_info=error if raised else None,
+                process_name=name,
+                attempt=attempt,
+                error=error,
+                interval=delay,
+            )
+        if self._on_event is not None:
+            self._emit(ProcessWaiting(name, delay, "recover" if raised else "retry"))
+
+    def _end(
+        self, proc: _Process, how: _End, error: BaseException | None, raised: bool = False
+    ) -> None:
+        """The one way out: ``proc`` ends for good. Its final state is set in the same
+        locked step that counts it out; then it is said (see _say_end); the report waits
+        until that is done."""
+        with self._lock:
+            if proc.state in _FINAL:
+                return
+            if self._stopping(proc):
+                # An end during a shutdown or removal is graceful.
+                how = _End.STOPPED
+            if error is not None:
+                proc.last_error = error
+            if how in (_End.STOPPED, _End.RETURNED):
+                state = ProcessLifecycle.FINISHED
+            else:
+                state = ProcessLifecycle.FAILED
+            proc.enter(state, self._clock())
+            self._running -= 1
+            self._ending += 1
+            if proc.removing:
+                state = ProcessLifecycle.REMOVED
+                self._forget(proc)
+        proc.ended.set()
+        try:
+            self._say_end(proc, how, state, error, raised)
+        finally:
+            # Even if supervision itself failed here: the report must not wait for it.
+            with self._lock:
+                self._ending -= 1
+                last = self._running == 0 and self._ending == 0
+                if last and self._shutdown() is not None:
+                    # The waiting thread reports.
+                    self._wakeups.put(None)
+
+    def _say_end(
+        self,
+        proc: _Process,
+        how: _End,
+        state: ProcessLifecycle,
+        error: BaseException | None,
+        raised: bool,
+    ) -> None:
+        """After a process ended: the shutdown its end calls for begins; then its log line
+        and its event, which may run slow user code."""
+        cause = _shutdown_cause(proc, how, error)
+        if cause is not None:
+            reason = self._end_reason(proc, how, error, raised)
+            self._begin_shutdown(cause, reason, process_name=proc.name, error=error)
+        level, message = self._end_words(proc, how, error, raised, cause is not None)
+        self._log(
+            level,
+            message,
+            exc_info=error if raised else None,
+            process_name=proc.name,
+            attempt=proc.attempt,
+            error=error,
+        )
+        if state is ProcessLifecycle.FAILED and error is not None:
+            self._emit(ProcessGaveUp(proc.name, error, cause is not None))
+        else:
+            self._emit(ProcessStopped(proc.name, state, error))
+
+    def _end_reason(
+        self, proc: _Process, how: _End, error: BaseException | None, raised: bool
+    ) -> str:
+        """Why a process ended, as the reason of the shutdown that its end begins. It runs
+        no user code (no repr() of the error), so that nothing can hold the shutdown up."""
+        name = proc.name
+        if how is _End.RESTART_LIMIT:
+            limit = f"more than {self._max_restarts} restarts within {_seconds(self._max_seconds)}"
+            return f"{limit} (the last: process {name!r} failed)"
+        if isinstance(error, TerminateSupervisor):
+            return f"process {name!r} asked to terminate the supervisor"
+        if how is _End.RETURNED:
+            return (
+                f"fatal process {name!r} returned None; one-shot work should be registered"
+                " with ProcessOption(is_fatal=False) or return DoNotRestart"
+            )
+        if raised and not proc.options.recover:
+            ran_out = "a crash (recover=False)"
+        elif raised:
+            ran_out = _plural(proc.recovered_num, "recovery")
+        else:
+            ran_out = _plural(proc.attempt, "attempt")
+        fatal = "fatal " if proc.options.is_fatal else ""
+        return f"{fatal}process {name!r} gave up after {ran_out}"
+
+    def _end_words(
+        self, proc: _Process, how: _End, error: BaseException | None, raised: bool, shuts_down: bool
+    ) -> tuple[int, str]:
+        """The log level and line of a process's end."""
+        name = proc.name
+        if how is _End.STOPPED and not raised:
+            return logging.INFO, f"process {name!r} stopped"
+        text = _describe(error)
+        if how is _End.STOPPED:
+            return logging.ERROR, f"process {name!r} crashed as it stopped: {text}"
+        if how is _End.REFUSED:
+            return logging.ERROR, f"process {name!r} could not start: {text}"
+        if isinstance(error, DoNotRestart):
+            return logging.INFO, f"process {name!r} asked not to be restarted: {text}"
+        if how is _End.RETURNED and not shuts_down:
+            return logging.INFO, f"process {name!r} finished"
+        message = self._end_reason(proc, how, error, raised)
+        if error is not None:
+            message += f": {text}"
+        if shuts_down:
+            message += "; shutting down"
+        if isinstance(error, TerminateSupervisor):
+            return logging.WARNING, message
+        return logging.ERROR, message
+
+    def _forget(self, proc: _Process) -> None:
+        """Under the lock: a removed process that has returned is forgotten (its name may be
+        registered again), so that register and remove cycles hold no memory."""
+        proc.enter(ProcessLifecycle.REMOVED, self._clock())
+        del self._processes[proc.name]
+        proc.ended.set()
+
+    # -- the shutdown and the report -----------------------------------------
 
     def shutdown(self) -> None:
-        """Begin a graceful shutdown, as a signal does; never blocks.
+        """Begin a graceful shutdown, as a signal does; it does not wait for the processes.
 
         Safe from any thread, a process or a signal handler included, and idempotent:
-        only the first call (or signal, or fatal process) counts. Every process is told:
-        at once if it is not running its function, else a few at a time (see
-        :data:`ShutdownOrder`); :meth:`wait_on_shutdown_signal` waits for them and returns
-        the report.
+        only the first call (or signal, or fatal process) counts. The shutdown is
+        logged and its :class:`ShutdownStarted` event emitted first, then every process
+        is told (see :data:`ShutdownOrder`); :meth:`wait_on_shutdown_signal` waits for
+        them and returns the report.
         """
         self._begin_shutdown(ShutdownCause.REQUEST, "shutdown() was called")
 
@@ -619,8 +1232,9 @@ class Supervisor:
         :meth:`shutdown`, or with the end of a fatal process. Every process's finish
         signal is then set, and this method returns as soon as every process has
         returned, or after ``shutdown_timeout`` at the latest; a second signal during
-        the shutdown stops the wait at once. Signals that arrive after that, until the
-        handlers are put back, are ignored: the shutdown they ask for has happened.
+        the shutdown cuts the wait short at once (``ShutdownReport.cut_short``). Signals
+        that arrive after that, until the handlers are put back, are ignored: the
+        shutdown they ask for has happened.
 
         Signal handlers can only be installed from the main thread: elsewhere this
         raises ``RuntimeError`` unless ``handle_signals=False``. It also raises
@@ -630,9 +1244,10 @@ class Supervisor:
         """
         _require_main_thread("wait_on_shutdown_signal()", handle_signals)
         with self._lock:
-            if self._report is not None:
-                return self._report
-            if self._phase is _Phase.NOT_STARTED and not self._claims:
+            shutdown = self._shutdown()
+            if shutdown is not None and shutdown.report is not None:
+                return shutdown.report
+            if self._phase is _Phase.NOT_STARTED and shutdown is None:
                 raise RuntimeError(f"{self!r}: call start() before wait_on_shutdown_signal()")
             if not self._waiter.acquire(blocking=False):
                 raise RuntimeError(f"{self!r}: another thread is already waiting on it")
@@ -657,150 +1272,180 @@ class Supervisor:
                 self._ready()
             return self.wait_on_shutdown_signal(handle_signals=False)
 
+    def _shutdown(self) -> _Shutdown | None:
+        return self._shutdown_claim.get("shutdown")
+
     def _wait(self) -> ShutdownReport:
         # 1. Wait for a reason to stop: a signal, shutdown(), or a process ending it all.
-        while (shutdown := self._claims.get("shutdown")) is None:
-            if (signum := self._wakeups.get()) is not None:
-                reason = f"received signal {signal.Signals(signum).name}"
-                self._begin_shutdown(ShutdownCause.SIGNAL, reason, signum)
-        # 2. Tell every process to finish (again: an interrupted shutdown() may not have).
+        while (shutdown := self._shutdown()) is None:
+            wakeup = self._wakeups.get()
+            if wakeup == _STOP_REQUESTED:
+                self.shutdown()
+            elif wakeup is not None:
+                reason = f"received signal {signal.Signals(wakeup).name}"
+                self._begin_shutdown(ShutdownCause.SIGNAL, reason, signal_number=wakeup)
+        # 2. Tell every process to finish, if the thread that began the shutdown could not
+        # (a KeyboardInterrupt may have cut it short); else wait until it has told them.
+        with shutdown.telling:
+            if not shutdown.told:
+                self._tell(shutdown)
+        # 3. Wait for every process to return, until the deadline or a second signal.
+        cut_short_after = self._wait_for_processes(shutdown)
+        # 4. Report who finished and where the others are stuck.
+        return self._finish(shutdown, cut_short_after)
+
+    def _begin_shutdown(
+        self,
+        cause: ShutdownCause,
+        reason: str,
+        *,
+        signal_number: int | None = None,
+        process_name: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Begin the shutdown, if it is the first: say so (log, systemd, event), then tell
+        every process to finish (no run starts from then on), and wake the waiting thread."""
+        shutdown = _Shutdown(cause, reason, time.monotonic(), process_name, signal_number, error)
+        # Held before the claim: whoever sees the claim waits until the processes are told.
+        with shutdown.telling:
+            if self._shutdown_claim.setdefault("shutdown", shutdown) is not shutdown:
+                return
+            # Read without the lock: it only counts them for the log line.
+            running = self._running
+            timeout = self._shutdown_timeout
+            message = f"shutting down ({reason})"
+            if running:
+                message += f": waiting up to {_seconds(timeout)} for {_plural(running, 'process')}"
+            self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
+            self._notify("STOPPING=1\nSTATUS=" + message.replace("\n", " "))
+            self._emit(ShutdownStarted(reason, cause))
+            self._tell(shutdown)
+        self._wakeups.put(None)
+        self._watchdog_wakeup.set()
+
+    def _tell(self, shutdown: _Shutdown) -> None:
+        """Tell every process to finish: all at once, or in reverse order on a helper
+        thread (all at once if the OS refuses it). The shutdown timeout starts now."""
+        shutdown.deadline = time.monotonic() + self._shutdown_timeout
         with self._lock:
             self._phase = _Phase.SHUTTING_DOWN
             procs = list(self._processes.values())
-        self._tell(shutdown, procs)
-        reason, timeout = shutdown.reason(), self._shutdown_timeout
-        message = f"shutting down ({reason}): waiting up to {_seconds(timeout)} for "
-        message += _plural(shutdown.running, "process")
-        self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
-        self._notify("STOPPING=1\nSTATUS=" + message.replace("\n", " "))
-        self._emit(ShutdownStarted(reason, shutdown.cause))
-        # 3. Wait for every process to return, until the deadline or a second signal.
-        self._wait_for_processes(shutdown)
-        shutdown.hurried = True  # those not told yet are told now
-        self._returned.set()
-        if shutdown.pacer is not None and shutdown.pacer.ident is not None:
-            shutdown.pacer.join()
-        # 4. Report who finished and where the others are stuck.
-        return self._finish(shutdown, reason)
+        if self._shutdown_order == "reverse":
+            teller = threading.Thread(
+                target=_tell_in_reverse,
+                args=(procs, shutdown.deadline),
+                name="supervisor-shutdown",
+                daemon=True,
+            )
+            with contextlib.suppress(RuntimeError):
+                teller.start()
+                shutdown.teller = teller
+        if shutdown.teller is None:
+            for proc in procs:
+                proc.tell()
+        shutdown.told = True
 
-    def _wait_for_processes(self, shutdown: _Shutdown) -> None:
-        """Wait until every process has returned, or the deadline, or a second signal."""
-        signals = int(shutdown.cause is ShutdownCause.SIGNAL)
-        while self._busy() and time.monotonic() < shutdown.deadline:
-            try:  # (every end is told before ShutdownFinished)
-                signum = self._wakeups.get(timeout=max(0.0, shutdown.deadline - time.monotonic()))
+    def _wait_for_processes(self, shutdown: _Shutdown) -> float | None:
+        """Wait until every process has returned or the deadline has passed. A second
+        signal cuts the wait short: then return how long it had waited."""
+        signals = 1 if shutdown.cause is ShutdownCause.SIGNAL else 0
+        while self._busy():
+            left = shutdown.deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                signum = self._wakeups.get(timeout=left)
             except queue.Empty:
                 continue
-            if signum is None:
+            if signum is None or signum == _STOP_REQUESTED:
                 continue
-            signals, name = signals + 1, signal.Signals(signum).name
-            if signals == 1:  # the shutdown had another cause: this signal asks again
-                message = f"received {name} while shutting down: still waiting for processes"
-                self._log(logging.INFO, message, signal=name)
+            signals += 1
+            name = signal.Signals(signum).name
+            if signals == 1:
+                # The shutdown had another cause: this signal asks again.
+                self._log(
+                    logging.INFO,
+                    f"received {name} while shutting down: still waiting for processes",
+                    signal=name,
+                )
                 continue
-            message = f"received {name} again: no longer waiting for processes"
-            return self._log(logging.WARNING, message, signal=name)
+            waited = time.monotonic() - shutdown.started_at
+            message = (
+                f"received {name}, a second signal, after {_seconds(waited)}:"
+                " no longer waiting for processes"
+            )
+            self._log(logging.WARNING, message, signal=name)
+            return waited
+        return None
 
     def _busy(self) -> bool:
-        with self._lock:  # (both at once: without the GIL, a read could fall between them)
-            return bool(self._running or self._ending)
+        # Both under the lock: without the GIL, a read could fall between two changes.
+        with self._lock:
+            return self._running > 0 or self._ending > 0
 
-    def _finish(self, shutdown: _Shutdown, reason: str) -> ShutdownReport:
+    def _finish(self, shutdown: _Shutdown, cut_short_after: float | None) -> ShutdownReport:
+        """The report: who finished, who had failed, and where the others are stuck."""
         with self._lock:
-            names = list(self._processes)
-            live = [(p.name, p.thread) for p in self._processes.values() if p.state not in _FINAL]
-        stacks = _stacks(dict(live))
-        fatal = shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST)
-        exit_code = ExitCode.FATAL if fatal else ExitCode.UNFINISHED if stacks else ExitCode.OK
+            procs = list(self._processes.values())
+            failed = tuple(p.name for p in procs if p.state is ProcessLifecycle.FAILED)
+            live = {p.name: p.thread for p in procs if p.state not in _FINAL}
+        stacks = _stacks(live)
+        if shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST):
+            exit_code = ExitCode.FATAL
+        elif stacks:
+            exit_code = ExitCode.UNFINISHED
+        else:
+            exit_code = ExitCode.OK
+        if shutdown.teller is not None and not stacks:
+            # Every process has returned: the teller is on its way out.
+            shutdown.teller.join()
         report = ShutdownReport(
-            reason, shutdown.cause, tuple(n for n in names if n not in stacks), tuple(stacks),
-            time.monotonic() - shutdown.started_at, exit_code, shutdown.process_name,
-            shutdown.signal_number, shutdown.error, types.MappingProxyType(stacks),
+            shutdown.reason,
+            shutdown.cause,
+            tuple(p.name for p in procs if p.name not in stacks),
+            tuple(stacks),
+            time.monotonic() - shutdown.started_at,
+            exit_code,
+            shutdown.process_name,
+            shutdown.signal_number,
+            shutdown.error,
+            types.MappingProxyType(stacks),
+            failed,
+            cut_short_after is not None,
         )
-        within = f"within {_seconds(self._shutdown_timeout)}"
-        for name, stack in stacks.items():
-            message = f"process {name!r} did not finish {within}; it is stuck at:\n{stack.rstrip()}"
-            self._log(logging.ERROR, message, process_name=name, stack=stack)
-        unfinished = ", ".join(map(repr, stacks))
-        message = f"{_plural(len(stacks), 'process')} did not finish {within}: {unfinished}"
-        if not stacks:
-            message = f"{'all ' * (len(names) > 1)}{_plural(len(names), 'process')} finished in "
-            message += _seconds(report.duration)
-        level = logging.WARNING if stacks else logging.INFO
-        self._log(level, message, number_of_unfinished_processes=len(stacks))
+        self._log_report(report, cut_short_after)
         with self._lock:
-            self._phase, self._report = _Phase.STOPPED, report
+            self._phase = _Phase.STOPPED
+            shutdown.report = report
         self._emit(ShutdownFinished(report))
         return report
 
-    def _begin_shutdown(
-        self, cause: ShutdownCause, reason: str | None = None, signal_number: int | None = None,
-        proc: _Process | None = None, error: BaseException | None = None,
-    ) -> _Shutdown | None:
-        """Begin the shutdown, if it is the first: from now on no run starts, the processes
-        are told (see _tell) and the waiting thread is woken. Without a ``reason``, the
-        caller gives it later to ``describe()``: describing may run user code."""
-        now, name = time.monotonic(), None if proc is None else proc.name
-        shutdown = _Shutdown(cause, now, now + self._shutdown_timeout, name, signal_number, error)
-        if reason is not None:  # described before it is claimed: nothing can interrupt that
-            shutdown.describe(reason)
-        if self._claims.setdefault("shutdown", shutdown) is not shutdown:
-            return None
-        with self._lock:  # (the claim is new: the phase is not STOPPED)
-            self._phase = _Phase.SHUTTING_DOWN
-            procs, shutdown.running = list(self._processes.values()), self._running
-        self._tell(shutdown, procs)
-        self._wakeups.put(None)
-        self._watchdog_wakeup.set()
-        return shutdown
-
-    def _tell(self, shutdown: _Shutdown, procs: list[_Process]) -> None:
-        """Tell every process to finish: at once those not running their function and the
-        first few that are (the last registered first), the others in turn on a helper
-        thread (started once: this runs again on the waiting thread)."""
-        in_turn: list[_Process] = []
-        for proc in procs:  # (after the shutdown began, no process starts running again)
-            if proc.state is _RUNNING or proc.state is _STALLED:
-                in_turn.append(proc)
-            else:
-                proc.tell()
-        window = _FIRST_WAVE if self._shutdown_order == "parallel" else 1
-        first, in_turn, pacer = in_turn[-window:], in_turn[:-window], None
-        with self._lock:  # (a pacer made but not started was interrupted: made again)
-            if in_turn and (shutdown.pacer is None or shutdown.pacer.ident is None):
-                shutdown.pacer = pacer = threading.Thread(
-                    target=self._tell_in_turn, args=(shutdown, in_turn, first, window),
-                    name="supervisor-shutdown", daemon=True)
-                with contextlib.suppress(RuntimeError):  # no thread to spare: all told at once
-                    pacer.start()
-        for proc in first + (in_turn if pacer is not None and pacer.ident is None else []):
-            proc.tell()  # (the first wave after the helper starts: the other way is slower)
-
-    def _tell_in_turn(self, shutdown: _Shutdown, in_turn: list[_Process], told: list[_Process],
-                      window: int) -> None:
-        """Tell processes in turn, the last registered first, ``window`` at a time: the next
-        as one returns, and in parallel order twice as many each millisecond in which none
-        did (in reverse order, one at a time); all the rest at the deadline or when the
-        waiting thread stops waiting. Waking thousands of threads at once would make them
-        fight over the interpreter: a paced shutdown of fast processes is faster."""
-        widens, quiet_since = self._shutdown_order == "parallel", self._clock()
-        while True:
-            self._returned.clear()  # (before the look: no return is missed)
-            now, before = self._clock(), len(told)
-            told = [proc for proc in told if proc.state not in _FINAL]  # not returned yet
-            if len(told) < before:
-                quiet_since = now
-            elif widens and now - quiet_since >= 0.001:
-                window, quiet_since = window * 2, now
-            late = time.monotonic() >= shutdown.deadline or shutdown.hurried
-            while in_turn and (len(told) < window or late):
-                if (proc := in_turn.pop()).state not in _FINAL:  # (else it returned: no wake-up)
-                    told.append(proc)
-                    proc.tell()
-            if not in_turn:
-                return
-            tick = 0.001 if widens else _MAX_WAIT
-            self._returned.wait(max(0.0, min(shutdown.deadline - time.monotonic(), tick)))
+    def _log_report(self, report: ShutdownReport, cut_short_after: float | None) -> None:
+        if cut_short_after is None:
+            late = f"did not finish within {_seconds(self._shutdown_timeout)}"
+        else:
+            late = "did not finish before a second signal cut the wait short after "
+            late += _seconds(cut_short_after)
+        for name, stack in report.stacks.items():
+            self._log(
+                logging.ERROR,
+                f"process {name!r} {late}; it is stuck at:\n{stack.rstrip()}",
+                process_name=name,
+                stack=stack,
+            )
+        failed = ", ".join(map(repr, report.failed))
+        if report.unfinished:
+            summary = f"{_plural(len(report.unfinished), 'process')} {late}: "
+            summary += ", ".join(map(repr, report.unfinished))
+            if failed:
+                summary += f"; {_plural(len(report.failed), 'process')} had failed: {failed}"
+        else:
+            count = _plural(len(report.finished), "process")
+            summary = f"{count} finished in {_seconds(report.duration)}"
+            if failed:
+                summary += f", {len(report.failed)} of them had failed: {failed}"
+        level = logging.WARNING if report.unfinished else logging.INFO
+        self._log(level, summary, number_of_unfinished_processes=len(report.unfinished))
 
     @contextlib.contextmanager
     def _signal_handlers(self) -> Iterator[None]:
@@ -811,33 +1456,42 @@ class Supervisor:
         runs no Python handler until the main thread wakes up, so a relay thread wakes
         it from the wake-up fd. The caller has checked that this is the main thread.
         """
-        previous: dict[int, Callable[[int, types.FrameType | None], object] | int | None] = {}
-        reader, writer = socket.socketpair()
-        relay = threading.Thread(target=self._relay, args=(reader,), name="supervisor-signals",
-                                 daemon=True)
-        previous_fd = None
+        previous = {signum: signal.getsignal(signum) for signum in _SHUTDOWN_SIGNALS}
         try:
-            for signum in _SHUTDOWN_SIGNALS:
-                previous[signum] = signal.signal(signum, lambda n, _: self._wakeups.put(n))
-            writer.setblocking(False)
-            relay.start()
-            previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-            yield
+            for signum in previous:
+                signal.signal(signum, self._on_signal)
+            # From here on no KeyboardInterrupt can come: nothing below can leak.
+            reader, writer = socket.socketpair()
+            relay = threading.Thread(
+                target=self._relay, args=(reader,), name="supervisor-signals", daemon=True
+            )
+            previous_fd = None
+            try:
+                writer.setblocking(False)
+                relay.start()
+                previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+                yield
+            finally:
+                if previous_fd is not None:
+                    signal.set_wakeup_fd(previous_fd)
+                # The relay reads the end of the stream and returns.
+                writer.close()
+                if relay.ident is not None:
+                    relay.join()
+                reader.close()
         finally:
-            if previous_fd is not None:
-                signal.set_wakeup_fd(previous_fd)
-            writer.close()  # the relay reads the end of the stream and returns
-            if relay.ident is not None:
-                relay.join()
-            reader.close()
-            for number, handler in reversed(previous.items()):  # SIGINT last: it may raise
+            # SIGINT last: it may raise.
+            for number, handler in reversed(previous.items()):
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        self._wakeups.put(signum)
 
     def _relay(self, reader: socket.socket) -> None:
         while reader.recv(64):
             self._wakeups.put(None)
 
-    # -- run-time changes and status ------------------------------------------
+    # -- remove() and status() -------------------------------------------------
 
     def remove(self, name: str, timeout: float | None = None) -> bool:
         """Stop one process and wait up to ``timeout`` seconds (None: no limit) for it.
@@ -845,36 +1499,59 @@ class Supervisor:
         Sets that process's own finish signal. It is not restarted, and removing a fatal
         process does not shut the supervisor down. Returns whether it returned in time;
         once it has, it is forgotten (no longer in :meth:`status` or the report) and its
-        name may be registered again. Called by the process itself,
-        it cannot wait and returns False. Raises :class:`UnknownProcessError` for a name
-        that is not registered.
+        name may be registered again. Called by the process itself, it cannot wait and
+        returns False. It does not wait for the process's last log line, so it may be
+        called from a log handler. Raises :class:`UnknownProcessError` for a name that
+        is not registered.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"process name must be a str, got {_describe(name)}")
+        _check_name(name)
         if timeout is not None:
             _check_number("Supervisor.remove.timeout", timeout)
         with self._lock:
-            if (proc := self._processes.get(name)) is None:
+            proc = self._processes.get(name)
+            if proc is None:
                 raise UnknownProcessError(f"no process named {name!r} is registered")
             proc.removing = True
+            if proc.group is not None:
+                # It will not run again: its group restart does not wait for it.
+                proc.group.leave(proc)
             if proc.thread is None or proc.state in _FINAL:
                 self._forget(proc)
-            thread = proc.thread
         proc.tell()
-        if thread is None or thread is threading.current_thread():
-            return thread is None
-        thread.join(timeout)
-        return not thread.is_alive()
+        if proc.thread is threading.current_thread():
+            return False
+        return proc.ended.wait(timeout)
 
     def status(self) -> Mapping[str, ProcessStatus]:
         """A consistent snapshot of every registered process, taken under the lock."""
-        with self._lock:  # a process's status is built again only once it has changed
-            rows = [kept[1] if (kept := p.shown) is not None and kept[0] == p.changes else
-                    (p, p.changes, p.state, p.attempt, p.recovered_num, p.restarts, p.last_error,
-                     p.since, p.thread) for p in self._processes.values()]
+        with self._lock:
+            rows = [
+                (
+                    p.name,
+                    p.state,
+                    p.attempt,
+                    p.recovered_num,
+                    p.restarts,
+                    p.last_error,
+                    p.since,
+                    p.thread,
+                )
+                for p in self._processes.values()
+            ]
         # repr() of an error may run user code, so it runs outside the lock.
-        shown = [row if isinstance(row, ProcessStatus) else row[0].show(*row[1:]) for row in rows]
-        return {status.name: status for status in shown}
+        return {
+            name: ProcessStatus(
+                name,
+                state,
+                attempt,
+                recovered,
+                restarts,
+                None if error is None else _describe(error, 10_000),
+                since,
+                None if thread is None else thread.name,
+            )
+            for name, state, attempt, recovered, restarts, error, since, thread in rows
+        }
 
     # -- nesting --------------------------------------------------------------
 
@@ -890,327 +1567,158 @@ class Supervisor:
         :class:`Supervisor`; the child must not be started by other means.
         """
 
-        def run_child_supervisor(finish_signal: threading.Event, process_name: str,
-                                 terminate_channel: TerminateChannel) -> Exception | None:
+        def run_child_supervisor(
+            finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+        ) -> Exception | None:
             if not isinstance(finish_signal, _FinishSignal):
                 raise TypeError("as_process() must be run by a Supervisor (its finish signal)")
             self._reset_for_rerun()
-            finish_signal.on_set = self.shutdown
+            # The child's shutdown runs on this thread, its waiting thread, not the parent's.
+            finish_signal.on_set = lambda: self._wakeups.put(_STOP_REQUESTED)
             try:
                 if finish_signal.is_set():
                     self.shutdown()
                 try:
                     self.start()
-                except BaseException:  # a thread refused: stop the processes that did start
+                except BaseException:
+                    # A thread refused: stop the processes that did start.
                     self.shutdown()
                     self.wait_on_shutdown_signal(handle_signals=False)
                     raise
                 report = self.wait_on_shutdown_signal(handle_signals=False)
             finally:
                 finish_signal.on_set = None
-            return None if report.cause is ShutdownCause.REQUEST else SupervisorFailed(report)
+            if report.cause is ShutdownCause.REQUEST:
+                return None
+            return SupervisorFailed(report)
 
         return run_child_supervisor
 
     def _reset_for_rerun(self) -> None:
         with self._lock:
             if self._phase is not _Phase.STOPPED:
-                if self._phase is not _Phase.NOT_STARTED or self._claims:
+                if self._phase is not _Phase.NOT_STARTED or self._shutdown() is not None:
                     raise RuntimeError(f"{self!r} is already running")
                 return
             # A thread cannot be killed: never run a second copy beside one that still runs.
-            if stuck := [name for name, p in self._processes.items() if p.state not in _FINAL]:
+            stuck = [name for name, p in self._processes.items() if p.state not in _FINAL]
+            if stuck:
                 raise RuntimeError(f"{self!r} cannot start afresh: {stuck} have not returned")
             now = self._clock()
-            self._processes = {name: _Process(name, p.function, p.options, now)
-                               for name, p in self._processes.items()}
-            self._phase, self._report, self._running = _Phase.NOT_STARTED, None, 0
-            self._claims, self._wakeups = {}, queue.SimpleQueue()
-            self._restart_times.clear()
+            self._processes = {
+                name: _Process(name, p.function, p.options, now)
+                for name, p in self._processes.items()
+            }
+            self._start_afresh()
 
-    # -- the supervision loop (runs on each process's thread) ---------------------
+    # -- group restarts (RestartStrategy) ----------------------------------------
 
-    def _supervise(self, proc: _Process) -> None:
-        _current.process, _current.supervisor = proc, self
-        try:
-            self._loop(proc)
-        except BaseException as exc:  # a failure of supervision itself: never a silent end
-            message = f"supervision of process {proc.name!r} failed"
-            self._log(logging.CRITICAL, message, exc_info=exc, process_name=proc.name)
-            self._end(proc, _End.GAVE_UP, exc)
-
-    def _loop(self, proc: _Process) -> None:
-        """Run the process again and again, as its options say, until it ends for good."""
-        name, options, function, channel = proc.name, proc.options, proc.function, self._channel
-        hook, logger, lock, clock = self._on_event, self._logger, self._lock, self._clock
-        attempt = recovered = waits = 0  # the history that the restart policy reads
-        run = None  # (attempt, start, finish signal) of a run the step before started
-        while True:
-            # 1. Start unless stopping (after a group restart, once the group may run again).
-            if run is None and (run := self._start(proc, attempt)) is None:
-                return self._end(proc, _End.STOPPED, None)
-            (attempt, began, finish_signal), run = run, None
-            # 2. Run.
-            error: BaseException | None
-            try:
-                error, raised = function(finish_signal, name, channel), False
-            except BaseException as exc:  # a crash, whatever it is: never a silent end
-                error, raised = exc, True
-            if not (raised or error is None or isinstance(error, Exception)):
-                error, raised = _returned_a_bug(name, error), True
-            # 3. Sort the outcome and ask the policy, in one locked step with the state.
-            with lock:
-                if proc.group is not None:  # stopped for a group restart: not an end, no failure
-                    attempt -= 1  # nor an attempt
-                    continue
-                if error is None or isinstance(error, _LAST_WORDS):
-                    end: _End | None = _End.RETURNED
-                else:
-                    draw, now, failed = self._random() if options.jitter else 0.0, clock(), attempt
-                    state, delay, attempt, recovered, waits = _restart_policy(
-                        options, attempt, recovered, waits, now - began, raised, draw)
-                    end = self._decide(proc, state, recovered, error, now)
-                    if (end is None and delay == 0 and proc.leads is None
-                            and not logger.isEnabledFor(logging.ERROR)):  # the fast path:
-                        run = proc.begin_run(attempt, now), now, finish_signal  # in this step
-            if run is not None and hook is None:
-                continue
-            if end is not _End.RETURNED and error is not None:
-                self._failed(proc, failed, error, raised, None if end else delay, started=bool(run))
-            if end is not None:
-                return self._end(proc, end, error, raised)
-            # 4. Wait on the finish signal, and for the processes restarting with this one.
-            if proc.leads is not None:
-                self._restart_group(proc, delay)
-            elif delay > 0:
-                finish_signal.wait(delay)
-
-    def _start(self, proc: _Process, attempt: int) -> tuple[int, float, threading.Event] | None:
-        """A run begins, unless the process must stop (then None); after a group restart,
-        once its group may run again. Returns the run's attempt, start and finish signal."""
-        while True:  # read with the stopping check: a group restart sets the finish signal
-            with self._lock:
-                if (group := proc.group) is None:
-                    if self._stopping(proc):
-                        return None
-                    attempt = proc.begin_run(attempt, began := self._clock())
-                    finish_signal = proc.finish_signal
-                    break
-            if not self._rejoin(proc, group):
-                return None
-        if self._logger.isEnabledFor(logging.INFO):
-            count = f"attempt {attempt} of {proc.options.retry_count}"
-            message = f"process {proc.name!r} started ({count})"
-            self._log(logging.INFO, message, process_name=proc.name, attempt=attempt)
-        if self._on_event is not None:
-            self._emit(proc.started())
-        return attempt, began, finish_signal
-
-    def _failed(self, proc: _Process, attempt: int, error: BaseException, raised: bool,
-                delay: float | None, *, started: bool) -> None:
-        """A run failed: the event, and, when it runs again after ``delay``, the log line
-        and the wait's event (an end says the rest), and the next run's, if it ``started``."""
-        name, hook = proc.name, self._on_event
-        if hook is not None:
-            self._emit(ProcessFailed(name, attempt, error, raised))
-        if delay is not None and self._logger.isEnabledFor(logging.ERROR):
-            options, text, wait = proc.options, _describe(error), _seconds(delay)
-            if raised:
-                count = f"recovery {proc.recovered_num} of {options.recover_count}"
-                message = f"process {name!r} crashed ({count}): {text}; restarting in {wait}"
-            else:
-                count = f"attempt {attempt} of {options.retry_count}"
-                message = f"process {name!r} failed ({count}): {text}; retrying in {wait}"
-            self._log(logging.ERROR, message, exc_info=error if raised else None,
-                      process_name=name, attempt=attempt, error=error, interval=delay)
-        if hook is not None and delay is not None:
-            self._emit(proc.waiting(delay, "recover" if raised else "retry"))
-        if hook is not None and started:
-            self._emit(proc.started())
-
-    def _forget(self, proc: _Process) -> None:
-        """Under the lock: a removed process that has returned is forgotten (its name may be
-        registered again), so that register and remove cycles hold no memory."""
-        proc.enter(ProcessLifecycle.REMOVED, self._clock())
-        del self._processes[proc.name]
-
-    def _stopping(self, proc: _Process) -> bool:
-        return self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set()
-
-    def _decide(self, proc: _Process, state: ProcessLifecycle, recovered: int,
-                error: BaseException, now: float) -> _End | None:
-        """Under the lock: how a failed process ends, or None if it runs again (its
-        state and counters are then set, and its group restart is planned)."""
-        if self._phase is not _ACCEPTING or proc.removing or proc.finish_signal.is_set():
-            return _End.STOPPED  # (_stopping(), inlined: the restart path)
-        proc.recovered_num, proc.last_error, proc.changes = recovered, error, proc.changes + 1
-        if state is _GAVE_UP:
-            return _End.GAVE_UP
-        if self._max_restarts is not None:
-            window = self._restart_times
-            while window and window[0] <= now - self._max_seconds:
-                window.popleft()
-            if len(window) >= self._max_restarts:
-                return _End.RESTART_LIMIT
-            window.append(now)
-        proc.state, proc.since = state, now  # (in the same locked step as the change above)
+    def _plan_group_restart(self, proc: _Process, now: float) -> _Group | None:
+        """Under the lock: the processes that restart with the failed ``proc``, as the
+        strategy says, each marked RESTARTING; None if there are none."""
         if self._strategy == "one_for_one":
             return None
-        names = list(self._processes)
+        procs = list(self._processes.values())
         if self._strategy == "rest_for_one":
-            names = names[names.index(proc.name) + 1 :]
-        members = [p for p in map(self._processes.__getitem__, names) if p is not proc
-                   and p.group is None and not p.removing and p.state in _RESTARTABLE]
-        if members:
-            proc.leads = _Group(members, time.monotonic() + self._shutdown_timeout)
-            for member in members:
-                member.group, member.resume = proc.leads, threading.Event()
-                member.enter(ProcessLifecycle.RESTARTING, now)
-        return None
+            procs = procs[procs.index(proc) + 1 :]
+        members = [
+            p
+            for p in procs
+            if p is not proc and p.group is None and not p.removing and p.state in _RESTARTABLE
+        ]
+        if not members:
+            return None
+        group = _Group(members)
+        for member in members:
+            member.group = group
+            member.resume = threading.Event()
+            member.enter(ProcessLifecycle.RESTARTING, now)
+        return group
 
-    def _restart_group(self, proc: _Process, delay: float) -> None:
+    def _restart_group(self, proc: _Process, group: _Group, delay: float) -> None:
         """A group restart, on the failed process's thread: stop the group, wait for it
         to return (up to ``shutdown_timeout``) and for this process's own wait, then let
         the group run again."""
-        group, proc.leads = proc.leads, None
-        assert group is not None
+        deadline = time.monotonic() + self._shutdown_timeout
         for member in group.members:
             member.finish_signal.set()
         names = tuple(m.name for m in group.members)
-        message = f"process {proc.name!r} failed: restarting {', '.join(map(repr, names))} with it"
-        self._log(logging.WARNING, message, process_name=proc.name)
+        self._log(
+            logging.WARNING,
+            f"process {proc.name!r} failed: restarting {', '.join(map(repr, names))} with it",
+            process_name=proc.name,
+        )
         self._emit(GroupRestart(proc.name, names))
         proc.finish_signal.wait(delay)
-        if self._phase is _Phase.RUNNING:
-            group.returned.wait(max(0.0, group.deadline - time.monotonic()))
+        if self._shutdown() is None:
+            group.returned.wait(max(0.0, deadline - time.monotonic()))
         with self._lock:
+            # (A removed member has left the group: it is not late.)
             late = [m for m in group.members if m in group.pending and m.state not in _FINAL]
             for member in group.members:
                 member.group = None
-        if late:  # the shutdown first: no member may start again
+        if late:
+            # The shutdown first: no member may start again.
             within = f"within {_seconds(self._shutdown_timeout)} for a group restart"
             reason = f"process {late[0].name!r} did not stop {within} (after {proc.name!r} failed)"
-            self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, proc=late[0])
+            self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, process_name=late[0].name)
         for member in group.members:
             member.resume.set()
 
     def _rejoin(self, proc: _Process, group: _Group) -> bool:
         """A process stopped for a group restart waits until its group may run again,
-        then gets a fresh finish signal; False if it must stop instead."""
+        then gets a fresh finish signal; False if it must stop instead (a shutdown, a
+        removal, or options that never run it again)."""
         with self._lock:
-            group.pending.discard(proc)
-            if not group.pending:
-                group.returned.set()
+            group.leave(proc)
             resume = proc.resume
         resume.wait()
         with self._lock:
-            if self._phase is not _Phase.RUNNING or proc.removing:
+            stopping = self._shutdown() is not None or proc.removing
+            if stopping or _never_restarted(proc.options):
                 return False
             proc.finish_signal = _FinishSignal()
             return True
 
-    def _end(self, proc: _Process, how: _End, error: BaseException | None, raised: bool = False
-             ) -> None:
-        """The one way out: ``proc`` ends for good. Its final state is set in the same
-        locked step that counts it out; the shutdown it calls for begins next; only then
-        does it log and emit its event, which may run slow user code."""
-        with self._lock:
-            if proc.state in _FINAL:
-                return
-            if self._stopping(proc):  # an end during a shutdown or removal is graceful
-                how = _End.STOPPED
-            state = ProcessLifecycle.FINISHED if how in (_End.STOPPED, _End.RETURNED) else _GAVE_UP
-            if error is not None:
-                proc.last_error = error
-            proc.enter(state, self._clock())
-            self._running, self._ending = self._running - 1, self._ending + 1
-            if proc.removing:  # (it ended STOPPED: never FAILED)
-                state = ProcessLifecycle.REMOVED
-                self._forget(proc)
-        try:
-            cause = _shutdown_cause(proc, how, error)
-            shutdown = self._begin_shutdown(cause, proc=proc, error=error) if cause else None
-            level, message, reason = self._words(proc, how, error, raised)
-            self._log(level, message, exc_info=error if raised else None, process_name=proc.name,
-                      attempt=proc.attempt, error=error)
-            if state is _GAVE_UP and error is not None:
-                self._emit(ProcessGaveUp(proc.name, error, cause is not None))
-            else:
-                self._emit(ProcessStopped(proc.name, state, error))
-            if shutdown is not None:
-                shutdown.describe(reason)
-        finally:  # even if supervision itself failed here: the report must not wait for it
-            with self._lock:  # (a shutdown may have begun while this end was told)
-                self._ending -= 1
-                if self._phase is not _Phase.RUNNING:
-                    self._returned.set()  # (the helper telling processes in turn tells the next)
-                    if not (self._running or self._ending):
-                        self._wakeups.put(None)  # the waiting thread reports
-
-    def _words(self, proc: _Process, how: _End, error: BaseException | None, raised: bool
-               ) -> tuple[int, str, str]:
-        """The log level, log message and shutdown reason of a process's end."""
-        name = proc.name
-        if how is _End.STOPPED:
-            return logging.INFO, f"process {name!r} stopped", ""
-        text = _describe(error)  # (user code: only where the line says the error)
-        if how is _End.RESTART_LIMIT:
-            limit = f"more than {self._max_restarts} restarts within {_seconds(self._max_seconds)}"
-            message = f"process {name!r} failed: {text}; {limit}: shutting down"
-            return logging.ERROR, message, f"{limit} (the last: process {name!r} failed)"
-        if isinstance(error, TerminateSupervisor):
-            message = f"process {name!r} asked to terminate the supervisor: {text}"
-            return logging.WARNING, message, message
-        if isinstance(error, DoNotRestart):
-            return logging.INFO, f"process {name!r} asked not to be restarted: {text}", ""
-        fatal = "fatal " if proc.options.is_fatal else ""
-        if how is _End.RETURNED and fatal:
-            reason = (f"fatal process {name!r} returned None; one-shot work should be registered"
-                      " with ProcessOption(is_fatal=False) or return DoNotRestart")
-            return logging.ERROR, f"{reason}: shutting down", reason
-        if how is _End.RETURNED:
-            return logging.INFO, f"process {name!r} finished", ""
-        reason = f"{fatal}process {name!r} gave up after {_what_ran_out(proc, raised)}: {text}"
-        return logging.ERROR, reason + ("; shutting down" if fatal else ""), reason
-
-    def _announce(self, name: str, /) -> None:
-        """``terminate_channel.put(name)``: a process announces its termination."""
-        if not isinstance(name, str):
-            raise TypeError(f"terminate_channel.put() takes a process name, got {name!r}")
-        if name not in self._processes:
-            message = f"terminate channel: no process named {name!r}"
-            return self._log(logging.WARNING, message, process_name=name)
-        self._log(logging.INFO, f"process {name!r} announced its termination", process_name=name)
-
-    # -- the watchdog and systemd ----------------------------------------------------
+    # -- the watchdog and systemd ------------------------------------------------
 
     def _start_watchdog(self) -> None:
-        if self._watchdog is None or not self._watchdog.is_alive():
-            self._watchdog = threading.Thread(target=self._watch, name="supervisor-watchdog",
-                                              daemon=True)
-            self._watchdog.start()
-        self._watchdog_wakeup.set()  # a new deadline or ping interval: look again
+        """Start the watchdog thread, unless it runs its loop; wake it to look again."""
+        with self._lock:
+            if self._watchdog is None:
+                watchdog = threading.Thread(
+                    target=self._watch, name="supervisor-watchdog", daemon=True
+                )
+                watchdog.start()
+                self._watchdog = watchdog
+        self._watchdog_wakeup.set()
 
     def _watch(self) -> None:
         """One thread for every process: it marks a run silent for longer than its
         ``heartbeat_timeout`` as stalled, and pings systemd's watchdog while none is.
-        It sleeps until the next deadline (no polling), and ends with the shutdown."""
+        It sleeps until the next deadline or ping (a run that starts wakes it), and
+        ends with the shutdown."""
         next_ping = 0.0
-        while self._phase is _ACCEPTING or self._phase is _Phase.NOT_STARTED:
+        while True:
             now = time.monotonic()
-            wake, healthy = now + _MAX_WAIT, True
-            stalled: list[tuple[_Process, float]] = []  # and for how long it has been silent
+            wake = now + _MAX_WAIT
+            healthy = True
+            stalled: list[tuple[_Process, float]] = []
             with self._lock:
+                if self._phase not in (_Phase.RUNNING, _Phase.NOT_STARTED):
+                    self._watchdog = None
+                    return
                 for proc in self._processes.values():
                     timeout = proc.options.heartbeat_timeout
-                    if timeout is None or proc.state in _FINAL or proc.removing:
+                    if timeout is None or proc.removing:
                         continue
-                    if proc.state is _RUNNING and proc.beat + timeout <= now:
-                        proc.enter(_STALLED, now)
+                    if proc.state is ProcessLifecycle.RUNNING and proc.beat + timeout <= now:
+                        proc.enter(ProcessLifecycle.STALLED, self._clock())
                         stalled.append((proc, now - proc.beat))
-                    healthy = healthy and proc.state is not _STALLED
-                    # A deadline, or a look again when a run may have started.
-                    wake = min(wake, (proc.beat if proc.state is _RUNNING else now) + timeout)
+                    if proc.state is ProcessLifecycle.STALLED:
+                        healthy = False
+                    if proc.state is ProcessLifecycle.RUNNING:
+                        wake = min(wake, proc.beat + timeout)
             for proc, silent in stalled:
                 self._stalled(proc, silent)
             if self._ping_every and healthy and now >= next_ping:
@@ -1222,66 +1730,105 @@ class Supervisor:
                 self._watchdog_wakeup.clear()
 
     def _stalled(self, proc: _Process, silent: float) -> None:
+        """A run is stalled: where it is stuck (before a shutdown tells it to finish), the
+        log line and the event, then the shutdown if the process is fatal."""
         stack = _stacks({proc.name: proc.thread}).get(proc.name, "")
         reason = f"process {proc.name!r} stalled: no heartbeat for {_seconds(silent)}"
-        fatal = proc.options.is_fatal
-        shutdown = self._begin_shutdown(ShutdownCause.FATAL_PROCESS, proc=proc) if fatal else None
-        then = "; shutting down" if shutdown else ""
-        self._log(logging.ERROR, f"{reason}{then}; it is stuck at:\n{stack.rstrip()}",
-                  process_name=proc.name, stack=stack)
+        if proc.options.is_fatal:
+            reason = "fatal " + reason
+        then = "; shutting down" if proc.options.is_fatal else ""
+        self._log(
+            logging.ERROR,
+            f"{reason}{then}; it is stuck at:\n{stack.rstrip()}",
+            process_name=proc.name,
+            stack=stack,
+        )
         self._emit(ProcessStalled(proc.name, silent, stack))
-        if shutdown is not None:
-            shutdown.describe(f"fatal {reason}")
+        if proc.options.is_fatal:
+            self._begin_shutdown(ShutdownCause.FATAL_PROCESS, reason, process_name=proc.name)
 
     def _resumed(self, proc: _Process, silent: float) -> None:
         with self._lock:
-            if proc.state is not _STALLED:
+            if proc.state is not ProcessLifecycle.STALLED:
                 return
-            proc.enter(_RUNNING, self._clock())
-        self._watchdog_wakeup.set()  # it has a deadline again
-        message = f"process {proc.name!r} resumed: a heartbeat after {_seconds(silent)}"
-        self._log(logging.WARNING, message, process_name=proc.name)
+            proc.enter(ProcessLifecycle.RUNNING, self._clock())
+        # It has a deadline again.
+        self._watchdog_wakeup.set()
+        self._log(
+            logging.WARNING,
+            f"process {proc.name!r} resumed: a heartbeat after {_seconds(silent)}",
+            process_name=proc.name,
+        )
 
     def _ready(self) -> None:
         """Under systemd, say that the processes run, and start the pings it asks for."""
-        address = os.environ.get("NOTIFY_SOCKET", "") if self._systemd_notify else ""
-        self._notify_to = "\0" + address[1:] if address.startswith("@") else address
-        usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID")
+        address = os.environ.get("NOTIFY_SOCKET", "")
+        if not self._systemd_notify or not address or self._shutdown() is not None:
+            return
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        self._notify_to = address
         self._notify(f"READY=1\nSTATUS=running {_plural(len(self._processes), 'process')}")
-        if self._notify_to and usec.isdigit() and pid in (None, str(os.getpid())):
-            self._ping_every = int(usec) / 2e6
-            with self._lock:
-                self._start_watchdog()
+        usec = os.environ.get("WATCHDOG_USEC")
+        if usec is None or os.environ.get("WATCHDOG_PID") not in (None, str(os.getpid())):
+            return
+        # As systemd's sd_watchdog_enabled(): decimal digits, above 0.
+        if not (usec.isascii() and usec.isdigit() and len(usec) <= 16 and int(usec) > 0):
+            self._log(
+                logging.WARNING,
+                f"WATCHDOG_USEC={usec[:40]!r} is not a number of microseconds: no pings",
+            )
+            return
+        self._ping_every = int(usec) / 2e6
+        self._start_watchdog()
 
     def _notify(self, message: str) -> None:
         """Send systemd a notification (sd_notify); a failure is logged once."""
-        if not (address := self._notify_to):
+        address = self._notify_to
+        if not address:
             return
         try:
-            with (socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock,
-                  contextlib.suppress(BlockingIOError)):
-                sock.setblocking(False)  # a full queue drops this message: never block
-                sock.sendto(message.encode(), address)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # A full queue drops this message: never block.
+                sock.setblocking(False)
+                sock.sendto(message.encode(errors="backslashreplace"), address)
+        except BlockingIOError:
+            pass
         except OSError as exc:
             self._notify_to = ""
             self._log(logging.WARNING, f"could not notify systemd at {address!r}: {exc}")
 
-    # -- logging and events, which must never disturb supervision ------------------
+    # -- the terminate channel, logging and events ---------------------------------
 
-    def _log(self, level: int, message: str, *, exc_info: BaseException | None = None,
-             **fields: object) -> None:
-        try:  # (Logger.log checks the level first)
+    def _terminate_channel_put(self, name: str, /) -> None:
+        """``terminate_channel.put(name)``: a process announces its termination."""
+        if not isinstance(name, str):
+            raise TypeError(f"terminate_channel.put() takes a process name, got {name!r}")
+        if name not in self._processes:
+            self._log(
+                logging.WARNING, f"terminate channel: no process named {name!r}", process_name=name
+            )
+            return
+        self._log(logging.INFO, f"process {name!r} announced its termination", process_name=name)
+
+    def _log(
+        self, level: int, message: str, *, exc_info: BaseException | None = None, **fields: object
+    ) -> None:
+        """Log a line; a handler or filter that raises must not stop supervision."""
+        try:
             self._logger.log(level, message, exc_info=exc_info, extra=fields)
-        except BaseException:  # a handler or filter that raises must not stop supervision
+        except BaseException:
             with contextlib.suppress(Exception):
                 sys.stderr.write(f"supervisor: could not log {message!r}\n{traceback.format_exc()}")
 
     def _emit(self, event: SupervisorEvent) -> None:
-        if (hook := self._on_event) is None:
+        """Hand an event to the hook; whatever the hook raises must not stop supervision."""
+        hook = self._on_event
+        if hook is None:
             return
         try:
             hook(event)
-        except BaseException as exc:  # whatever it is, the hook must not stop supervision
+        except BaseException as exc:
             text = _describe(event)
             self._log(logging.ERROR, f"event hook failed on {text}", event=text, exc_info=exc)
 
@@ -1290,240 +1837,74 @@ class Supervisor:
 # Private helpers
 
 
-class _Phase(enum.Enum):
-    NOT_STARTED = "not started"
-    RUNNING = "running"
-    SHUTTING_DOWN = "shutting down"
-    STOPPED = "stopped"
-
-
-_ACCEPTING = _Phase.RUNNING  # bound once, for the restart path
-_FIRST_WAVE = 128  # running processes told at once as a shutdown begins: the first window
-_LAST_WORDS: Final = (DoNotRestart, TerminateSupervisor)  # a process returns these to end
-# A group restart stops these (a process that has not begun its next run starts afresh).
-_RESTARTABLE: Final = frozenset({_RUNNING, _STALLED, _TO_RETRY, _TO_RECOVER})
-
-
-class _End(enum.Enum):
-    """How a process ended for good; :meth:`Supervisor._end` makes the rest of it."""
-
-    STOPPED = "stopped"  # by a shutdown, a removal or its own finish signal
-    RETURNED = "returned"  # None, DoNotRestart or TerminateSupervisor
-    GAVE_UP = "gave up"
-    RESTART_LIMIT = "restart limit"
-
-
-def _shutdown_cause(proc: _Process, how: _End, error: BaseException | None) -> ShutdownCause | None:
-    """The shutdown that a process's end begins, if any."""
-    if how is _End.RESTART_LIMIT:
-        return ShutdownCause.RESTART_LIMIT
-    if how is _End.STOPPED or isinstance(error, DoNotRestart):
-        return None
-    if isinstance(error, TerminateSupervisor):
-        return ShutdownCause.TERMINATE_REQUESTED
-    return ShutdownCause.FATAL_PROCESS if proc.options.is_fatal else None
-
-
-class _FinishSignal(threading.Event):
-    """A process's finish signal; ``on_set`` lets a nested supervisor follow it."""
-
-    on_set: Callable[[], None] | None = None
-
-    def set(self) -> None:
-        super().set()
-        if (callback := self.on_set) is not None:  # (read once: it may be unset meanwhile)
-            callback()
-
-
-class _Process:
-    """One registered process. ``name``, ``function`` and ``options`` never change; the
-    other fields are guarded by the supervisor's lock (the events are set outside it)."""
-
-    __slots__ = ("attempt", "beat", "changes", "finish_signal", "first_start", "function",
-                 "group", "last_error", "last_wait", "leads", "name", "options", "recovered_num",
-                 "removing", "restarts", "resume", "shown", "since", "state", "thread")
-
-    def __init__(self, name: str, function: ProcessFunc, options: ProcessOption, now: float):
-        self.name, self.function, self.options = name, function, options
-        self.finish_signal = _FinishSignal()  # replaced for each run after a group restart
-        self.resume = threading.Event()  # set when its group restart lets it run again
-        self.thread: threading.Thread | None = None
-        self.state, self.since = ProcessLifecycle.REGISTERED, now
-        self.attempt = self.recovered_num = self.restarts = 0
-        self.beat = now  # the last heartbeat (time.monotonic()), or the start of the run
-        self.last_error: BaseException | None = None
-        self.removing = False  # remove() was called
-        self.group: _Group | None = None  # the group restart it is stopped for
-        self.leads: _Group | None = None  # the group restart its failure begins
-        self.first_start: ProcessStarted | None = None  # events its thread says again and again
-        self.changes = 0  # counts the changes of what status() shows
-        self.shown: tuple[int, ProcessStatus] | None = None  # status(), as of a change
-        self.last_wait: ProcessWaiting | None = None
-
-    def enter(self, state: ProcessLifecycle, now: float) -> None:
-        self.state, self.since, self.changes = state, now, self.changes + 1
-
-    def begin_run(self, attempt: int, now: float) -> int:
-        """A run begins, as the next attempt after ``attempt``: every run but the first
-        is a restart. Returns the new attempt."""
-        self.restarts += self.state is not _REGISTERED
-        self.attempt, self.state, self.since = attempt + 1, _RUNNING, now
-        self.beat, self.changes = now, self.changes + 1
-        return attempt + 1
-
-    def show(  # noqa: PLR0917 (a row of status())
-        self, changes: int, state: ProcessLifecycle, attempt: int, recovered: int, restarts: int,
-        error: BaseException | None, since: float, thread: threading.Thread | None,
-    ) -> ProcessStatus:
-        """Its status as of change ``changes``, kept (outside the lock) for status() to reuse."""
-        text = None if error is None else _describe(error, 10_000)  # user code: no lock held
-        status = ProcessStatus(self.name, state, attempt, recovered, restarts, text, since,
-                               None if thread is None else thread.name)
-        self.shown = (changes, status)  # (if a race keeps an older one, it is built again)
-        return status
-
-    def started(self) -> ProcessStarted:
-        """The event of the run that began: a first attempt's is built once."""
-        if self.attempt != 1:
-            return ProcessStarted(self.name, self.attempt)
-        self.first_start = self.first_start or ProcessStarted(self.name, 1)
-        return self.first_start
-
-    def waiting(self, delay: float, kind: Literal["retry", "recover"]) -> ProcessWaiting:
-        """The event of a wait: the same wait as the last one's is built once."""
-        if (event := self.last_wait) is None or event.delay != delay or event.kind != kind:
-            event = self.last_wait = ProcessWaiting(self.name, delay, kind)
-        return event
-
-    def tell(self) -> None:
-        """Ask it to finish: its finish signal, and the end of a group restart's wait."""
-        self.finish_signal.set()
-        self.resume.set()
-
-
-class _Group:
-    """A group restart: the processes stopped for it, and those not returned yet."""
-
-    def __init__(self, members: list[_Process], deadline: float) -> None:
-        self.members, self.pending, self.deadline = members, set(members), deadline
-        self.returned = threading.Event()
-
-
-@dataclasses.dataclass(slots=True)
-class _Shutdown:
-    """A shutdown under way. Its reason is described by the thread that began it, after
-    the processes are told (describing may run user code)."""
-
-    cause: ShutdownCause
-    started_at: float
-    deadline: float
-    process_name: str | None
-    signal_number: int | None
-    error: BaseException | None
-    text: str = ""
-    running: int = 0  # processes whose loop had not ended when it began
-    pacer: threading.Thread | None = None  # tells the processes in turn (_tell_in_turn)
-    hurried: bool = False  # the waiting thread no longer waits: tell the rest at once
-    described: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def describe(self, reason: str) -> None:
-        self.text = reason
-        self.described.set()
-
-    def reason(self) -> str:
-        """The reason, once described; not waited for past the deadline."""
-        if self.described.wait(max(0.0, self.deadline - time.monotonic())):
-            return self.text
-        return f"{self.cause.value}: process {self.process_name!r} (not described in time)"
-
-
-def _restart_policy(  # noqa: PLR0917 (the history is positional)
-    options: ProcessOption, attempt: int, recovered: int, waits: int, ran_for: float,
-    raised: bool, draw: float,
-) -> tuple[ProcessLifecycle, float, int, int, int]:
-    """What follows a failed run: ``(state, delay, attempt, recovered, waits)``.
-
-    The history: the run's ``attempt`` in its retry budget (from 1), the ``recovered``
-    recoveries so far, the consecutive ``waits`` so far (for the backoff), how long the
-    run lasted (``ran_for``) and whether it ``raised``; ``draw`` is a random number in
-    [0, 1) for the jitter. The state is ``WAITING_TO_RETRY`` or ``WAITING_TO_RECOVER``
-    (run again after ``delay`` seconds) or ``FAILED`` (give up); the counters are the
-    history for the next run. A pure function: no lock, clock, randomness or logging.
-    """
-    if options.reset_after is not None and ran_for >= options.reset_after:
-        attempt, recovered, waits = 1, 0, 0  # a stable run starts afresh
-    if raised and options.recover and recovered < options.recover_count:
-        state, base = _TO_RECOVER, options.recover_interval
-        attempt, recovered = 0, recovered + 1  # a recovery starts a fresh retry budget
-    elif not raised and attempt < options.retry_count:
-        state, base = _TO_RETRY, options.retry_interval
-    else:
-        return _GAVE_UP, 0.0, attempt, recovered, waits
-    if options.backoff_factor == 1.0 and not options.jitter and options.max_interval is None:
-        return state, base, attempt, recovered, waits + 1  # fixed intervals: no arithmetic
-    try:
-        delay = base * options.backoff_factor**waits
-    except OverflowError:
-        delay = math.inf if base else 0.0
-    delay *= 1.0 + options.jitter * draw
-    cap = _MAX_WAIT if options.max_interval is None else options.max_interval
-    return state, min(delay, cap), attempt, recovered, waits + 1
+def _tell_in_reverse(procs: list[_Process], deadline: float) -> None:
+    """Tell each process to finish, the last registered first, each after every later
+    one has returned or the deadline has passed."""
+    for proc in reversed(procs):
+        proc.tell()
+        if proc.thread is not None:
+            proc.ended.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _returned_a_bug(name: str, result: object) -> TypeError:
     """A run returned neither None nor an exception: a bug, handled as a crash. (The
     result's repr is not used: it may fail or hang.)"""
-    kind = type(result).__name__
-    return TypeError(f"process {name!r} returned a {kind} object; expected None or an Exception")
+    hint = "expected None or an Exception"
+    if isinstance(result, bool):
+        hint += " (finish_signal.wait() returns a bool: return None)"
+    if inspect.iscoroutine(result):
+        # Closed, so that Python does not warn that it was never awaited.
+        result.close()
+        hint = "a process runs on a thread: see the asyncio recipe in docs/faq.md"
+    return TypeError(f"process {name!r} returned a {type(result).__name__} object; {hint}")
 
 
-def _what_ran_out(proc: _Process, raised: bool) -> str:
-    if raised and not proc.options.recover:
-        return "a crash (recover=False)"
-    return _plural(proc.recovered_num, "recovery") if raised else _plural(proc.attempt, "attempt")
-
-
+# Two readers at once would restore each other's long switch interval.
 _STACKS_LOCK: Final = threading.Lock()
 
 
 def _stacks(threads: Mapping[str, threading.Thread | None]) -> dict[str, str]:
-    """The stack of each process's function, from its thread, if the function has not
-    returned (the thread is not in the supervisor's own code only).
+    """The stack of each process's function, from its thread, while the function runs:
+    the calls below the supervisor's own ``_run``.
 
     The frames of a running thread change under the reader, which can crash CPython
     3.11 (cpython#99110): they are copied while no other thread runs (no I/O and a long
-    switch interval for those microseconds), and formatted after."""
-    with _STACKS_LOCK:  # two at once would restore each other's long interval
+    switch interval for those microseconds), and formatted after. On a free-threaded
+    build the switch interval stops no thread: there the copy is best effort."""
+    summaries = {}
+    with _STACKS_LOCK:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(1.0)
         try:
             frames = sys._current_frames()
-            copies = {name: traceback.StackSummary.extract(traceback.walk_stack(frame),
-                                                           lookup_lines=False)
-                      for name, thread in threads.items()
-                      if thread is not None and (frame := frames.get(thread.ident or 0))}
+            for name, thread in threads.items():
+                frame = None if thread is None else frames.get(thread.ident or 0)
+                calls = []
+                while frame is not None and frame.f_code is not _RUN_CODE:
+                    calls.append((frame, frame.f_lineno))
+                    frame = frame.f_back
+                if frame is not None and calls:
+                    summaries[name] = traceback.StackSummary.extract(
+                        reversed(calls), lookup_lines=False
+                    )
         finally:
             sys.setswitchinterval(interval)
-    stacks = {}
-    for name, summary in copies.items():
-        entries = list(reversed(summary))  # the outermost call first
-        for start, entry in enumerate(entries[:-1]):  # (a function runs below _loop)
-            if entry.name == "_loop" and entry.filename == __file__:
-                # The calling line is "" when the source cannot be read; else it names the
-                # function, or the function has returned (the process is ending).
-                if not entry.line or "function(" in entry.line:
-                    stacks[name] = "".join(traceback.format_list(entries[start + 1 :]))
-                break
-    return stacks
+    return {name: "".join(summary.format()) for name, summary in summaries.items()}
+
+
+_RUN_CODE: Final = Supervisor._run.__code__
 
 
 def _describe(value: object, limit: int = 200) -> str:
     """``repr(value)``, at most ``limit`` characters; never raises."""
     try:
         text = repr(value)
-    except BaseException:  # user code: an error must stay reportable whatever its repr does
+    except BaseException:
+        # User code: an error must stay reportable whatever its repr does.
         text = f"<{type(value).__name__} object (repr() failed)>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _seconds(value: float) -> str:
@@ -1553,16 +1934,26 @@ def _check_name(name: object) -> None:
 def _check_process(name: str, process: object) -> None:
     if not callable(process):
         raise TypeError(f"process {name!r} must be callable, got {_describe(process)}")
+    call = getattr(process, "__call__", None)  # noqa: B004 (an object's async __call__)
+    if inspect.iscoroutinefunction(process) or inspect.iscoroutinefunction(call):
+        raise TypeError(
+            f"process {name!r} is an async function, but processes run on threads:"
+            " register a plain function that runs the event loop (see the asyncio"
+            " recipe in docs/faq.md)"
+        )
     try:
         signature = inspect.signature(process)
-    except (TypeError, ValueError):  # no readable signature (some builtins): accepted
+    except (TypeError, ValueError):
+        # No readable signature (some builtins): accepted.
         return
     try:
         signature.bind(None, None, None)
     except TypeError:
-        raise TypeError(f"process {name!r} must accept three positional arguments (finish_signal,"
-                        f" process_name, terminate_channel), but {_describe(process)} takes "
-                        f"{signature}") from None
+        raise TypeError(
+            f"process {name!r} must accept three positional arguments (finish_signal,"
+            f" process_name, terminate_channel), but {_describe(process)} takes "
+            f"{signature}"
+        ) from None
 
 
 def _check_bool(field: str, value: object) -> None:
@@ -1582,17 +1973,21 @@ def _check_count(field: str, value: object, minimum: int) -> None:
         raise ValueError(f"{field} must be >= {minimum}, got {_describe(value)}")
 
 
-def _check_number(field: str, value: object, low: float = 0.0, high: float = _MAX_WAIT) -> float:
-    """``value`` as a finite float from ``low`` to ``high``; a duration by default (no
-    wait can be longer than ``threading.TIMEOUT_MAX``)."""
+def _check_number(
+    field: str, value: object, low: float = 0.0, high: float = _MAX_WAIT, *, positive: bool = False
+) -> float:
+    """``value`` as a finite float from ``low`` (or above 0, if ``positive``) to
+    ``high``; a duration by default (no wait can be longer than
+    ``threading.TIMEOUT_MAX``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{field} must be an int or a float, got {_describe(value)}")
     try:
         number = float(value)
-    except OverflowError:  # an int too large for a float
+    except OverflowError:
+        # An int too large for a float.
         number = math.inf
-    if not (low <= number <= high and math.isfinite(number)):
-        top = {_MAX_WAIT: "threading.TIMEOUT_MAX", math.inf: "any"}.get(high, f"{high:g}")
-        span = f"above 0, up to {top}" if low == _ABOVE_0 else f"from {low:g} to {top}"
-        raise ValueError(f"{field} must be a finite number {span}, got {_describe(value, 40)}")
-    return number
+    if low <= number <= high and math.isfinite(number) and (number > 0 or not positive):
+        return number
+    top = {_MAX_WAIT: "threading.TIMEOUT_MAX", math.inf: "any"}.get(high, f"{high:g}")
+    span = f"above 0, up to {top}" if positive else f"from {low:g} to {top}"
+    raise ValueError(f"{field} must be a finite number {span}, got {_describe(value, 40)}")
