@@ -3,7 +3,9 @@
 A process connects to a database that is still starting: the first four attempts fail,
 the fifth succeeds. With ``backoff_factor=2.0`` the waits double (0.05, 0.1, 0.2 s)
 until ``max_interval`` caps them (0.3 s). Then the process asks the supervisor to shut
-down, and the example exits with the report's exit code (0). Run it::
+down, and the example exits with the report's exit code (0). ``reset_after`` gives a
+connection that later drops, after a minute's good run, a fresh set of attempts: without
+it, attempts count over the process's whole life. Run it::
 
     python3 examples/backoff.py
 """
@@ -69,6 +71,7 @@ def main() -> int:
             backoff_factor=2.0,  # each wait doubles...
             max_interval=0.3,  # ...up to this cap
             jitter=0.0,  # e.g. 0.1 adds up to 10% at random, so that clients spread out
+            reset_after=60.0,  # a run of a minute before a drop starts over: fresh attempts
         ),
     )
     report = sup.run()  # start(), then wait for a shutdown: here, the one the process asks for

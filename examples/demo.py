@@ -289,7 +289,10 @@ def build(port: int, stall: float | None = None) -> Supervisor:
 def print_report(report: ShutdownReport) -> None:
     print(f"shutdown report: {report.reason}")
     print(f"  finished:   {', '.join(report.finished) or '-'}")
+    print(f"  failed:     {', '.join(report.failed) or '-'}")
     print(f"  unfinished: {', '.join(report.unfinished) or '-'}")
+    if report.cut_short:
+        print("  (a second signal cut the wait short)")
     for name, stack in report.stacks.items():
         print(f"  {name} is stuck at:\n{stack}")
     print(f"  duration:   {report.duration:.3f} s")

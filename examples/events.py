@@ -20,9 +20,11 @@ if (_ROOT / "supervisor.py").is_file() and str(_ROOT) not in sys.path:
 
 from supervisor import (  # noqa: E402
     DoNotRestart,
+    GroupRestart,
     ProcessFailed,
     ProcessGaveUp,
     ProcessOption,
+    ProcessStalled,
     ProcessStarted,
     ProcessStopped,
     ProcessWaiting,
@@ -49,11 +51,15 @@ def describe(event: SupervisorEvent) -> str:
         case ProcessStopped(process_name=name, state=state, error=error):
             why = "" if error is None else f" because of {error!r}"
             return f"{name}: stopped, now {state.value}{why}"
+        case GroupRestart(process_name=name, restarting=restarting):
+            return f"{name}: failed; restarting {', '.join(restarting)} with it"
+        case ProcessStalled(process_name=name, silent_for=silent_for):
+            return f"{name}: stalled, no heartbeat for {silent_for:.1f} s"
         case ShutdownStarted(reason=reason, cause=cause):
             return f"shutdown started ({cause.value}): {reason}"
         case ShutdownFinished(report=report):
             return f"shutdown finished in {report.duration:.3f} s, exit code {report.exit_code}"
-    return repr(event)  # an event type this example does not know
+    return repr(event)  # an event type added after this example
 
 
 def main() -> int:

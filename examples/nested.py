@@ -63,7 +63,11 @@ def main() -> int:
         return None
 
     # The child: fetcher is fatal (the default), so when it gives up the child stops.
-    child.register("fetcher", fetcher, ProcessOption(retry_count=2, retry_interval=0.05))
+    # reset_after: once the feed has worked for a minute, a later failure starts over
+    # with fresh attempts (here every run fails at once, so the budget runs out).
+    child.register(
+        "fetcher", fetcher, ProcessOption(retry_count=2, retry_interval=0.05, reset_after=60.0)
+    )
 
     # The parent: the child is one process; when it fails, the parent retries it.
     parent.register("api", api)

@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(args.items)
     sup = Supervisor(shutdown_timeout=2.0, strategy="rest_for_one")
     pipeline.sup = sup
-    fast = ProcessOption(retry_interval=0.05, recover_interval=0.05)
+    # reset_after: a run of ten seconds before a failure starts over with fresh counters,
+    # so that a source that goes away now and then never uses up the producer's retries.
+    fast = ProcessOption(retry_interval=0.05, recover_interval=0.05, reset_after=10.0)
     sup.register("producer", pipeline.producer, fast)  # first: its failure restarts the rest
     sup.register("consumer-1", pipeline.consumer, fast)
     sup.register("consumer-2", pipeline.consumer, fast)
