@@ -595,17 +595,11 @@ def bench_shutdown(context: Context) -> list[Row]:
         this, bare_all, bare_one = results[0], results[-2], results[-1]
         label = f"1. shutdown, N={n:,} cooperative (ms, {runs_label(rounds)})"
         big = n >= 1_000
-        rows.append(Row(label, median(this), median(bare_all), "bare", at_most_times(1.2, "bare")))
-        rows.append(
-            Row(
-                label,
-                median(this),
-                median(bare_one),
-                "1-by-1",
-                at_most_times(1.2, "1-by-1") if big else NO_TARGET,
-            )
-        )
-        rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+        rows.append(Row(label, median(this), median(bare_all), "bare"))
+        rows.append(Row(label, median(this), median(bare_one), "1-by-1"))
+        # The target: no slower than the baseline module (up to 1,000 processes).
+        target = at_most_times(1.1, context.baseline.label) if n <= 1_000 else NO_TARGET
+        rows += versus_baseline(context, label, results, target, ",.3f")
         if big:  # where the time goes: the shutdown() call (setting the signals) itself
             calls_ms = [[t * 1e3 for t in times] for times in calls]
             call_label = f"1. shutdown, N={n:,}: the shutdown() call alone (ms)"
@@ -624,9 +618,8 @@ def bench_slow_shutdown(context: Context) -> list[Row]:
         f"8. shutdown, N={n:,} each {delay * 1e3:g} ms to finish: all stopped "
         f"(ms, {runs_label(rounds)})"
     )
-    target = at_most(150, "ms") if n >= 1_000 else at_most(3 * delay * 1e3, "ms")
-    rows = [Row(label, median(results[0]), median(results[-1]), "bare", target)]
-    rows += versus_baseline(context, label, results, target, ",.3f")
+    rows = [Row(label, median(results[0]), median(results[-1]), "bare")]
+    rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
     return rows
 
 
@@ -745,7 +738,6 @@ def bench_startup(context: Context) -> list[Row]:
             med("supervisor", "seconds") * 1e3,
             med("bare", "seconds") * 1e3,
             "bare",
-            at_most_times(1.2, "bare"),
         )
     ]
     if have_baseline:
@@ -755,6 +747,7 @@ def bench_startup(context: Context) -> list[Row]:
                 med("supervisor", "seconds") * 1e3,
                 med("baseline", "seconds") * 1e3,
                 label,
+                at_most_times(1.1, label),
             )
         )
     rows.append(
@@ -906,10 +899,10 @@ def bench_throughput(context: Context) -> list[Row]:
     seconds, rounds = context.sizes.throughput_seconds, context.sizes.throughput_rounds
     label = context.baseline.label
     cases = [
-        ("3a. restarts/s, raises, recover_interval=0", True, False, 1.3),
-        ("3b. restarts/s, returns error, retry_interval=0", False, False, 1.3),
-        ("3c. restarts/s, as 3a + no-op on_event hook", True, True, 1.5),
-        ("3d. restarts/s, as 3b + no-op on_event hook", False, True, 1.5),
+        ("3a. restarts/s, raises, recover_interval=0", True, False, 0.9),
+        ("3b. restarts/s, returns error, retry_interval=0", False, False, 0.9),
+        ("3c. restarts/s, as 3a + no-op on_event hook", True, True, 0.9),
+        ("3d. restarts/s, as 3b + no-op on_event hook", False, True, 0.9),
     ]
     rows = []
     for figure, raises, hook, factor in cases:
@@ -921,16 +914,7 @@ def bench_throughput(context: Context) -> list[Row]:
         results = interleave(rounds, contestants)
         name = f"{figure} ({runs_label(rounds)})"
         rows += versus_baseline(context, name, results, at_least_times(factor, label), ",.0f")
-        rows.append(
-            Row(
-                name,
-                median(results[0]),
-                median(results[-1]),
-                "bare loop",
-                at_least(200_000, "/s"),
-                ",.0f",
-            )
-        )
+        rows.append(Row(name, median(results[0]), median(results[-1]), "bare loop", fmt=",.0f"))
     # The same with N processes restarting at once: the supervisor's shared state (its
     # lock) and the GIL; the bare loops, one thread each, share only the GIL.
     for n in context.sizes.throughput_ns:
@@ -1275,9 +1259,9 @@ def bench_status(context: Context) -> list[Row]:
             contestants.append(time_call(copy.snapshot))
             results = [[t * 1e3 for t in times] for times in interleave(calls, contestants)]
             label = f"7. status(), N={n:,} (ms, median of {calls})"
-            target = at_most_times(2, "tuples") if n >= 10_000 else NO_TARGET
-            rows.append(Row(label, median(results[0]), median(results[-1]), "tuples", target))
-            rows += versus_baseline(context, label, results, NO_TARGET, ",.3f")
+            rows.append(Row(label, median(results[0]), median(results[-1]), "tuples"))
+            target = at_most_times(1.1, context.baseline.label) if n >= 10_000 else NO_TARGET
+            rows += versus_baseline(context, label, results, target, ",.3f")
     finally:
         for grower in supervisors:
             if grower.started:
