@@ -4180,7 +4180,9 @@ def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
         assert report.exit_code == EXIT_OK, (injector.at, report)
         assert (set(report.finished), report.unfinished) == (set(names), ()), injector.at
 
-    fired = each_line((Supervisor._begin_shutdown, Supervisor._tell), trial,
+    # (getattr: 1.0, which this test must still fail on, has no _tell.)
+    functions = (Supervisor._begin_shutdown, getattr(Supervisor, "_tell", None))
+    fired = each_line(tuple(f for f in functions if f is not None), trial,
                       raise_keyboard_interrupt)
     assert fired >= 3
 
