@@ -487,8 +487,8 @@ class ShutdownReport:
       out, they raised with ``recover=False``, or they hit the restart limit).
     - ``unfinished``: every process whose function was still running when the wait
       ended; ``stacks`` maps each to the stack of its function.
-    - ``cut_short``: a second signal ended the wait before every process had returned
-      and before ``shutdown_timeout`` had passed.
+    - ``cut_short``: a second signal ended the wait before ``shutdown_timeout`` had
+      passed (``unfinished`` names those whose function had not returned).
     - ``duration``: seconds from the start of the shutdown to this report.
     - ``exit_code``: ``ExitCode.FATAL`` (1) if a fatal process, TerminateSupervisor or
       the restart limit caused the shutdown, else ``ExitCode.UNFINISHED`` (2) if a
@@ -569,7 +569,8 @@ class _FinishSignal(threading.Event):
 
 class _Process:
     """One registered process. ``name``, ``function`` and ``options`` never change; the
-    other fields are guarded by the supervisor's lock (the events are set outside it)."""
+    other fields are guarded by the supervisor's lock, except ``beat``, which
+    :func:`heartbeat` writes without it, and the events, which are set outside it."""
 
     __slots__ = (
         "attempt",
@@ -819,15 +820,17 @@ class Supervisor:
         self._waiter = threading.Lock()
         # Wakes the watchdog thread to look again.
         self._watchdog_wakeup = threading.Event()
-        # _lock guards the fields below, those that _start_afresh() sets, and each
-        # _Process's mutable fields. It is reentrant because a signal handler may call
-        # shutdown() on a thread that holds it.
+        # _lock guards the fields below, those that _start_afresh() sets (but the systemd
+        # ones, written by the waiting thread alone), and each _Process's mutable fields.
+        # It is reentrant because a signal handler may call shutdown() on a thread that
+        # holds it.
         self._lock = threading.RLock()
         # In registration order.
         self._processes: dict[str, _Process] = {}
         # The watchdog thread, while it runs its loop.
         self._watchdog: threading.Thread | None = None
         # Ended processes still saying their end (see _end): the report waits for them.
+        # Not set afresh for a rerun: an end of the last run may still be said.
         self._ending = 0
         self._start_afresh()
 
@@ -863,7 +866,8 @@ class Supervisor:
         returned), a process that cannot be called as ``process(finish_signal,
         process_name, terminate_channel)`` or that is an ``async def`` function, or
         options that are not a :class:`ProcessOption`; ``RuntimeError`` once the
-        shutdown has begun.
+        shutdown has begun. If the OS refuses the process's thread (after :meth:`start`),
+        the process fails without running and the error is raised.
         """
         _check_name(name)
         _check_process(name, process)
@@ -999,9 +1003,10 @@ class Supervisor:
             with self._lock:
                 # Read with the stop check: a group restart also sets the finish signal.
                 group = proc.group
-                if group is None and self._stopping(proc):
-                    return None
                 if group is None:
+                    # (Ended already: a KeyboardInterrupt in start() had it taken as refused.)
+                    if self._stopping(proc) or proc.state in _FINAL:
+                        return None
                     attempt = proc.begin_run(attempt, self._clock())
                     began = proc.since
                     finish_signal = proc.finish_signal
@@ -1038,8 +1043,8 @@ class Supervisor:
 
     def _stopping(self, proc: _Process) -> bool:
         """Under the lock: whether the process must stop instead of running again (no run
-        starts once the shutdown has begun)."""
-        return bool(self._shutdown_claim) or proc.removing or proc.finish_signal.is_set()
+        starts once the shutdown, announced, has begun to tell the processes)."""
+        return self._phase is not _Phase.RUNNING or proc.removing or proc.finish_signal.is_set()
 
     def _decide(
         self, proc: _Process, state: ProcessLifecycle, recovered: int, now: float
@@ -1216,11 +1221,15 @@ class Supervisor:
     def shutdown(self) -> None:
         """Begin a graceful shutdown, as a signal does; it does not wait for the processes.
 
-        Safe from any thread, a process or a signal handler included, and idempotent:
-        only the first call (or signal, or fatal process) counts. The shutdown is
-        logged and its :class:`ShutdownStarted` event emitted first, then every process
-        is told (see :data:`ShutdownOrder`); :meth:`wait_on_shutdown_signal` waits for
-        them and returns the report.
+        Safe from any thread, a process included, and idempotent: only the first call
+        (or signal, or fatal process) counts. The shutdown is logged and its
+        :class:`ShutdownStarted` event emitted first, on the calling thread, then every
+        process is told (see :data:`ShutdownOrder`); :meth:`wait_on_shutdown_signal`
+        waits for them and returns the report. From a signal handler of your own, the
+        log line and the hook run inside the handler, whatever the main thread was
+        doing: a logging handler or hook that takes a lock may deadlock there. Let the
+        supervisor handle SIGINT and SIGTERM (:meth:`run` does) rather than call this
+        from a handler.
         """
         self._begin_shutdown(ShutdownCause.REQUEST, "shutdown() was called")
 
@@ -1229,8 +1238,8 @@ class Supervisor:
 
         A shutdown begins with SIGINT or SIGTERM (while this method runs, its handlers
         replace the previous ones, which are restored when it returns), with
-        :meth:`shutdown`, or with the end of a fatal process. Every process's finish
-        signal is then set, and this method returns as soon as every process has
+        :meth:`shutdown`, or with the end of a fatal process. Every process is then told
+        to finish (see :data:`ShutdownOrder`), and this method returns as soon as every process has
         returned, or after ``shutdown_timeout`` at the latest; a second signal during
         the shutdown cuts the wait short at once (``ShutdownReport.cut_short``). Signals
         that arrive after that, until the handlers are put back, are ignored: the
@@ -1307,21 +1316,27 @@ class Supervisor:
         every process to finish (no run starts from then on), and wake the waiting thread."""
         shutdown = _Shutdown(cause, reason, time.monotonic(), process_name, signal_number, error)
         # Held before the claim: whoever sees the claim waits until the processes are told.
+        # (Reentrant: a hook on ShutdownStarted may wait on the supervisor.)
         with shutdown.telling:
-            if self._shutdown_claim.setdefault("shutdown", shutdown) is not shutdown:
-                return
-            # Read without the lock: it only counts them for the log line.
-            running = self._running
-            timeout = self._shutdown_timeout
-            message = f"shutting down ({reason})"
-            if running:
-                message += f": waiting up to {_seconds(timeout)} for {_plural(running, 'process')}"
-            self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
-            self._notify("STOPPING=1\nSTATUS=" + message.replace("\n", " "))
-            self._emit(ShutdownStarted(reason, cause))
-            self._tell(shutdown)
-        self._wakeups.put(None)
-        self._watchdog_wakeup.set()
+            try:
+                if self._shutdown_claim.setdefault("shutdown", shutdown) is not shutdown:
+                    return
+                # Read without the lock: it only counts them for the log line.
+                running = self._running
+                timeout = self._shutdown_timeout
+                message = f"shutting down ({reason})"
+                if running:
+                    message += (
+                        f": waiting up to {_seconds(timeout)} for {_plural(running, 'process')}"
+                    )
+                self._log(logging.INFO, message, reason=reason, shutdown_timeout=timeout)
+                self._notify("STOPPING=1\nSTATUS=" + message.replace("\n", " "))
+                self._emit(ShutdownStarted(reason, cause))
+                self._tell(shutdown)
+            finally:
+                # Even if a KeyboardInterrupt cut this short: the waiting thread tells them.
+                self._wakeups.put(None)
+                self._watchdog_wakeup.set()
 
     def _tell(self, shutdown: _Shutdown) -> None:
         """Tell every process to finish: all at once, or in reverse order on a helper
@@ -1389,6 +1404,9 @@ class Supervisor:
             procs = list(self._processes.values())
             failed = tuple(p.name for p in procs if p.state is ProcessLifecycle.FAILED)
             live = {p.name: p.thread for p in procs if p.state not in _FINAL}
+        # In reverse order some may not have been told yet (a second signal, the deadline).
+        for proc in procs:
+            proc.tell()
         stacks = _stacks(live)
         if shutdown.cause not in (ShutdownCause.SIGNAL, ShutdownCause.REQUEST):
             exit_code = ExitCode.FATAL
@@ -1396,8 +1414,8 @@ class Supervisor:
             exit_code = ExitCode.UNFINISHED
         else:
             exit_code = ExitCode.OK
-        if shutdown.teller is not None and not stacks:
-            # Every process has returned: the teller is on its way out.
+        if shutdown.teller is not None and not live:
+            # Every process has ended: the teller is on its way out.
             shutdown.teller.join()
         report = ShutdownReport(
             shutdown.reason,
@@ -1459,7 +1477,7 @@ class Supervisor:
         previous = {signum: signal.getsignal(signum) for signum in _SHUTDOWN_SIGNALS}
         try:
             for signum in previous:
-                signal.signal(signum, self._on_signal)
+                signal.signal(signum, lambda number, frame: self._wakeups.put(number))
             # From here on no KeyboardInterrupt can come: nothing below can leak.
             reader, writer = socket.socketpair()
             relay = threading.Thread(
@@ -1483,9 +1501,6 @@ class Supervisor:
             # SIGINT last: it may raise.
             for number, handler in reversed(previous.items()):
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
-
-    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
-        self._wakeups.put(signum)
 
     def _relay(self, reader: socket.socket) -> None:
         while reader.recv(64):
@@ -1705,7 +1720,7 @@ class Supervisor:
             healthy = True
             stalled: list[tuple[_Process, float]] = []
             with self._lock:
-                if self._phase not in (_Phase.RUNNING, _Phase.NOT_STARTED):
+                if self._shutdown() is not None:
                     self._watchdog = None
                     return
                 for proc in self._processes.values():
@@ -1724,7 +1739,7 @@ class Supervisor:
             if self._ping_every and healthy and now >= next_ping:
                 self._notify("WATCHDOG=1")
                 next_ping = now + self._ping_every
-            if self._ping_every:
+            if self._ping_every and healthy:
                 wake = min(wake, next_ping)
             if self._watchdog_wakeup.wait(max(0.0, wake - time.monotonic())):
                 self._watchdog_wakeup.clear()
@@ -1934,7 +1949,8 @@ def _check_name(name: object) -> None:
 def _check_process(name: str, process: object) -> None:
     if not callable(process):
         raise TypeError(f"process {name!r} must be callable, got {_describe(process)}")
-    call = getattr(process, "__call__", None)  # noqa: B004 (an object's async __call__)
+    # An object's __call__ may be async too.
+    call = getattr(process, "__call__", None)  # noqa: B004
     if inspect.iscoroutinefunction(process) or inspect.iscoroutinefunction(call):
         raise TypeError(
             f"process {name!r} is an async function, but processes run on threads:"
