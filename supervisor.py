@@ -877,7 +877,7 @@ class Supervisor:
             raise TypeError(f"options for {name!r} must be a ProcessOption, got {options!r}")
         with self._lock:
             if self._shutdown() is not None:
-                raise RuntimeError(f"{self!r} is shutting down; cannot register {name!r}")
+                raise RuntimeError(f"{self!r}: the shutdown has begun; cannot register {name!r}")
             if name in self._processes:
                 raise ValueError(f"process name {name!r} is already registered")
             proc = _Process(name, process, options, self._clock())
@@ -1334,9 +1334,12 @@ class Supervisor:
                 self._emit(ShutdownStarted(reason, cause))
                 self._tell(shutdown)
             finally:
-                # Even if a KeyboardInterrupt cut this short: the waiting thread tells them.
-                self._wakeups.put(None)
-                self._watchdog_wakeup.set()
+                # Even if a KeyboardInterrupt cut this short, the waiting thread is woken: it
+                # tells the processes. (Not by a call that lost the claim: a signal handler
+                # calling shutdown() must not take the lock of an Event being set.)
+                if self._shutdown() is shutdown:
+                    self._wakeups.put(None)
+                    self._watchdog_wakeup.set()
 
     def _tell(self, shutdown: _Shutdown) -> None:
         """Tell every process to finish: all at once, or in reverse order on a helper
@@ -1689,8 +1692,7 @@ class Supervisor:
             resume = proc.resume
         resume.wait()
         with self._lock:
-            stopping = self._shutdown() is not None or proc.removing
-            if stopping or _never_restarted(proc.options):
+            if self._shutdown() is not None or proc.removing or _never_restarted(proc.options):
                 return False
             proc.finish_signal = _FinishSignal()
             return True
@@ -1718,7 +1720,7 @@ class Supervisor:
             now = time.monotonic()
             wake = now + _MAX_WAIT
             healthy = True
-            stalled: list[tuple[_Process, float]] = []
+            stalled = []
             with self._lock:
                 if self._shutdown() is not None:
                     self._watchdog = None
