@@ -715,9 +715,8 @@ def _restart_policy(  # noqa: PLR0917 (the history is positional)
     except OverflowError:
         delay = math.inf if interval else 0.0
     delay *= 1.0 + options.jitter * draw
-    if options.max_interval is not None:
-        delay = min(delay, options.max_interval)
-    return state, min(delay, _MAX_WAIT), attempt, recovered, waits + 1
+    cap = _MAX_WAIT if options.max_interval is None else options.max_interval
+    return state, min(delay, cap), attempt, recovered, waits + 1
 
 
 def _never_restarted(options: ProcessOption) -> bool:
@@ -1043,8 +1042,8 @@ class Supervisor:
 
     def _stopping(self, proc: _Process) -> bool:
         """Under the lock: whether the process must stop instead of running again (no run
-        starts once the shutdown, announced, has begun to tell the processes)."""
-        return self._phase is not _Phase.RUNNING or proc.removing or proc.finish_signal.is_set()
+        starts once the shutdown has begun)."""
+        return bool(self._shutdown_claim) or proc.removing or proc.finish_signal.is_set()
 
     def _decide(
         self, proc: _Process, state: ProcessLifecycle, recovered: int, now: float
@@ -1117,11 +1116,10 @@ class Supervisor:
             self._running -= 1
             self._ending += 1
             if proc.removing:
-                state = ProcessLifecycle.REMOVED
                 self._forget(proc)
         proc.ended.set()
         try:
-            self._say_end(proc, how, state, error, raised)
+            self._say_end(proc, how, error, raised)
         finally:
             # Even if supervision itself failed here: the report must not wait for it.
             with self._lock:
@@ -1135,12 +1133,16 @@ class Supervisor:
         self,
         proc: _Process,
         how: _End,
-        state: ProcessLifecycle,
         error: BaseException | None,
         raised: bool,
     ) -> None:
-        """After a process ended: the shutdown its end calls for begins; then its log line
-        and its event, which may run slow user code."""
+        """After a process ended (its state is final): the shutdown its end calls for
+        begins; then its log line and its event, which may run slow user code. A stop
+        is said once the shutdown that stopped it has been announced."""
+        shutdown = self._shutdown()
+        if how is _End.STOPPED and shutdown is not None:
+            with shutdown.telling:
+                pass
         cause = _shutdown_cause(proc, how, error)
         if cause is not None:
             reason = self._end_reason(proc, how, error, raised)
@@ -1154,10 +1156,10 @@ class Supervisor:
             attempt=proc.attempt,
             error=error,
         )
-        if state is ProcessLifecycle.FAILED and error is not None:
+        if proc.state is ProcessLifecycle.FAILED and error is not None:
             self._emit(ProcessGaveUp(proc.name, error, cause is not None))
         else:
-            self._emit(ProcessStopped(proc.name, state, error))
+            self._emit(ProcessStopped(proc.name, proc.state, error))
 
     def _end_reason(
         self, proc: _Process, how: _End, error: BaseException | None, raised: bool
@@ -1335,10 +1337,10 @@ class Supervisor:
                 self._tell(shutdown)
             finally:
                 # Even if a KeyboardInterrupt cut this short, the waiting thread is woken: it
-                # tells the processes. (Not by a call that lost the claim: a signal handler
-                # calling shutdown() must not take the lock of an Event being set.)
+                # tells the processes. (SimpleQueue.put() is safe in a signal handler; an
+                # Event's set() is not: a call that lost the claim does not touch one.)
+                self._wakeups.put(None)
                 if self._shutdown() is shutdown:
-                    self._wakeups.put(None)
                     self._watchdog_wakeup.set()
 
     def _tell(self, shutdown: _Shutdown) -> None:
@@ -1649,7 +1651,7 @@ class Supervisor:
         group = _Group(members)
         for member in members:
             member.group = group
-            member.resume = threading.Event()
+            member.resume.clear()
             member.enter(ProcessLifecycle.RESTARTING, now)
         return group
 
@@ -1689,8 +1691,7 @@ class Supervisor:
         removal, or options that never run it again)."""
         with self._lock:
             group.leave(proc)
-            resume = proc.resume
-        resume.wait()
+        proc.resume.wait()
         with self._lock:
             if self._shutdown() is not None or proc.removing or _never_restarted(proc.options):
                 return False
@@ -1738,10 +1739,10 @@ class Supervisor:
                         wake = min(wake, proc.beat + timeout)
             for proc, silent in stalled:
                 self._stalled(proc, silent)
-            if self._ping_every and healthy and now >= next_ping:
-                self._notify("WATCHDOG=1")
-                next_ping = now + self._ping_every
             if self._ping_every and healthy:
+                if now >= next_ping:
+                    self._notify("WATCHDOG=1")
+                    next_ping = now + self._ping_every
                 wake = min(wake, next_ping)
             if self._watchdog_wakeup.wait(max(0.0, wake - time.monotonic())):
                 self._watchdog_wakeup.clear()
@@ -1840,11 +1841,10 @@ class Supervisor:
 
     def _emit(self, event: SupervisorEvent) -> None:
         """Hand an event to the hook; whatever the hook raises must not stop supervision."""
-        hook = self._on_event
-        if hook is None:
+        if self._on_event is None:
             return
         try:
-            hook(event)
+            self._on_event(event)
         except BaseException as exc:
             text = _describe(event)
             self._log(logging.ERROR, f"event hook failed on {text}", event=text, exc_info=exc)
@@ -1856,11 +1856,12 @@ class Supervisor:
 
 def _tell_in_reverse(procs: list[_Process], deadline: float) -> None:
     """Tell each process to finish, the last registered first, each after every later
-    one has returned or the deadline has passed."""
+    one has ended (its end said, as 1.0 joined its thread) or the deadline has passed."""
     for proc in reversed(procs):
         proc.tell()
-        if proc.thread is not None:
-            proc.ended.wait(max(0.0, deadline - time.monotonic()))
+        # A thread not started (or refused) has nothing to wait for.
+        if proc.thread is not None and proc.thread.ident is not None:
+            proc.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _returned_a_bug(name: str, result: object) -> TypeError:
@@ -1952,8 +1953,8 @@ def _check_process(name: str, process: object) -> None:
     if not callable(process):
         raise TypeError(f"process {name!r} must be callable, got {_describe(process)}")
     # An object's __call__ may be async too.
-    call = getattr(process, "__call__", None)  # noqa: B004
-    if inspect.iscoroutinefunction(process) or inspect.iscoroutinefunction(call):
+    method = getattr(process, "__call__", None)  # noqa: B004
+    if inspect.iscoroutinefunction(process) or inspect.iscoroutinefunction(method):
         raise TypeError(
             f"process {name!r} is an async function, but processes run on threads:"
             " register a plain function that runs the event loop (see the asyncio"

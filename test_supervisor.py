@@ -653,6 +653,12 @@ def watchdog(sup: Supervisor, seconds: float = WATCHDOG) -> Iterator[None]:
 def bounded_report(sup: Supervisor, timeout: float = BOUND) -> ShutdownReport:
     """``sup.wait_on_shutdown_signal(handle_signals=False)``, but on a helper thread and
     bounded: if it has not returned within ``timeout``, the test fails instead of hanging."""
+    return waiting_in_background(sup)(timeout)
+
+
+def waiting_in_background(sup: Supervisor) -> Callable[[float], ShutdownReport]:
+    """Begin ``sup.wait_on_shutdown_signal(handle_signals=False)`` on a helper thread now;
+    the function returned waits up to ``timeout`` for its report (as ``bounded_report``)."""
     outcome: queue.SimpleQueue[ShutdownReport | BaseException] = queue.SimpleQueue()
 
     def wait() -> None:
@@ -663,19 +669,37 @@ def bounded_report(sup: Supervisor, timeout: float = BOUND) -> ShutdownReport:
 
     waiter = threading.Thread(target=wait, name="bounded-waiter", daemon=True)
     waiter.start()
-    waiter.join(timeout)
-    if waiter.is_alive():
-        # A bug left the waiter stuck: wake it (a private seam, used only here) so that
-        # no thread is left behind, then fail.
-        wakeups = getattr(sup, "_wakeups", None)
-        if isinstance(wakeups, queue.SimpleQueue):
-            wakeups.put(None)
+
+    def report(timeout: float) -> ShutdownReport:
         waiter.join(timeout)
-        pytest.fail(f"wait_on_shutdown_signal() did not return within {timeout} s")
-    result = outcome.get_nowait()
-    if isinstance(result, BaseException):
-        raise result
-    return result
+        if waiter.is_alive():
+            # A bug left the waiter stuck: wake it (a private seam, used only here) so that
+            # no thread is left behind, then fail.
+            wakeups = getattr(sup, "_wakeups", None)
+            if isinstance(wakeups, queue.SimpleQueue):
+                wakeups.put(None)
+            waiter.join(timeout)
+            pytest.fail(f"wait_on_shutdown_signal() did not return within {timeout} s")
+        result = outcome.get_nowait()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return report
+
+
+class WakeupsSeen(queue.SimpleQueue["int | None"]):
+    """A supervisor's wake-up queue (a private seam: ``sup._wakeups``, replaced before
+    anyone waits on it) that says when a thread takes from it: ``taking`` is set once the
+    waiting thread, no shutdown begun yet, blocks until something wakes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taking = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> int | None:
+        self.taking.set()
+        return super().get(block, timeout)
 
 
 def assert_nothing_lost(report: ShutdownReport, names: Iterable[str]) -> None:
@@ -825,11 +849,15 @@ class Timeline(logging.Handler):
             return list(self._entries)
 
     def wait_for(self, pattern: re.Pattern[str], count: int) -> None:
+        arrived = self.reached(pattern, count)
+        assert arrived, f"no {count} entries matching {pattern.pattern!r}: {self.entries}"
+
+    def reached(self, pattern: re.Pattern[str], count: int, timeout: float = BOUND) -> bool:
+        """Whether ``count`` entries matching ``pattern`` have come in time."""
         with self._timeline:
-            arrived = self._timeline.wait_for(
-                lambda: sum(map(bool, map(pattern.match, self._entries))) >= count, BOUND
+            return self._timeline.wait_for(
+                lambda: sum(map(bool, map(pattern.match, self._entries))) >= count, timeout
             )
-            assert arrived, f"no {count} entries matching {pattern.pattern!r}: {self._entries}"
 
 
 A_SHUTDOWN_BEGINS = re.compile(r"log shutting down \(|event ShutdownStarted$")
@@ -1004,6 +1032,34 @@ def refuse_thread(name: str) -> Callable[[threading.Thread], None]:
         if thread.name == name:
             raise RuntimeError("can't start new thread")
         real_start(thread)
+
+    return start
+
+
+def start_late(
+    name: str, runs: threading.Event, *, interrupted: bool = False
+) -> Callable[[threading.Thread], None]:
+    """A stand-in for ``threading.Thread.start`` (set with monkeypatch) under which the
+    thread called ``name`` starts, but runs its target only once ``runs`` is set (or
+    after BOUND), as a thread the OS is slow to schedule; with ``interrupted``, start()
+    then raises KeyboardInterrupt, as Ctrl-C does when it lands in Thread.start() after
+    the OS has started the thread. Every other thread starts as usual."""
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name != name:
+            real_start(thread)
+            return
+        real_run = thread.run
+
+        def run_once_it_may() -> None:
+            runs.wait(BOUND)
+            real_run()
+
+        vars(thread)["run"] = run_once_it_may  # (what Thread's bootstrap calls)
+        real_start(thread)
+        if interrupted:
+            raise KeyboardInterrupt
 
     return start
 
@@ -4096,6 +4152,48 @@ def test_a_shutdown_from_another_thread_is_emitted_before_its_effects_and_its_re
         sys.setswitchinterval(previous)
 
 
+def test_a_process_whose_first_run_had_not_begun_stops_after_the_shutdown_is_announced(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another thread calls shutdown() just after start(), before "late"'s thread has
+    # begun its first run: the OS runs that thread only once the shutdown is claimed,
+    # while its "shutting down" line is on the way to the handlers, and the line goes on
+    # once "late" has either begun its run or ended (no run begins once the shutdown is
+    # claimed: it ends). Either way "shutting down" and ShutdownStarted come first, then
+    # its "stopped" line and ProcessStopped.
+    timeline = Timeline()
+    w = supervisors.new(on_event=timeline)
+    thread_runs = threading.Event()
+    began_or_ended = {ProcessLifecycle.RUNNING, ProcessLifecycle.FINISHED}
+    went_on: list[bool] = []
+
+    class LetsTheThreadRun(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("shutting down ("):
+                thread_runs.set()
+                went_on.append(
+                    wait_until(lambda: w.sup.status()["late"].state in began_or_ended)
+                )
+            return True
+
+    timeline.addFilter(LetsTheThreadRun())
+    w.logger.addHandler(timeline)
+    w.sup.register("late", until_finished)
+    shutter = threading.Thread(target=w.sup.shutdown, name="shutter")
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", start_late("late", thread_runs))
+            w.sup.start()
+        shutter.start()
+        report = bounded_report(w.sup)
+    finally:
+        thread_runs.set()
+        shutter.join(BOUND)
+    assert went_on == [True]
+    assert (report.finished, report.unfinished) == (("late",), ())
+    assert_the_shutdown_begins_before_any_process_stops(timeline.entries, 2)
+
+
 @pytest.mark.races
 def test_a_shutdown_nobody_waits_for_is_logged_and_emitted_before_any_process_stops(
     supervisors: Supervisors,
@@ -4151,14 +4249,16 @@ def test_a_log_handler_slower_than_the_shutdown_timeout_does_not_use_it_up() -> 
     assert (report.exit_code, report.unfinished) == (EXIT_OK, ())
 
 
+@pytest.mark.parametrize("wait", ["begins after it", "was already waiting"])
 @pytest.mark.parametrize("order", ["parallel", "reverse"])
 def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
-    order: supervisor.ShutdownOrder,
+    order: supervisor.ShutdownOrder, wait: str
 ) -> None:
     # Interrupted after the shutdown was recorded but before every finish signal was set,
     # shutdown() must not leave a process running (the wait would run to the deadline
-    # and report it unfinished). Injected at each line of _begin_shutdown and _tell, with
-    # every process told at once, and told in turn by the helper.
+    # and report it unfinished), nor a thread that was already waiting for a reason to
+    # stop without one (it would wait for ever). Injected at each line of _begin_shutdown
+    # and _tell, with every process told at once, and told in turn by the helper.
     names = ["one", "two", "three"]
     timeout = WATCHDOG / 2
 
@@ -4171,14 +4271,21 @@ def test_a_keyboard_interrupt_at_any_line_of_shutdown_still_stops_every_process(
         sup.start()
         for name in names:
             events.wait_for(ProcessStarted, name)
+        if wait == "was already waiting":
+            wakeups = WakeupsSeen()
+            sup._wakeups = wakeups
+            report = waiting_in_background(sup)
+            assert wakeups.taking.wait(BOUND)  # blocked until something wakes it
         with contextlib.suppress(KeyboardInterrupt), injector.tracing():
             sup.shutdown()
         # The program cannot tell whether the interrupted call recorded the shutdown: it
         # asks again (only the first call counts, so this one tells nobody if it did).
         sup.shutdown()
-        report = bounded_report(sup, timeout + BOUND)  # by the deadline, at the latest
-        assert report.exit_code == EXIT_OK, (injector.at, report)
-        assert (set(report.finished), report.unfinished) == (set(names), ()), injector.at
+        if wait == "begins after it":
+            report = waiting_in_background(sup)
+        outcome = report(timeout + BOUND)  # by the deadline, at the latest
+        assert outcome.exit_code == EXIT_OK, (injector.at, outcome)
+        assert (set(outcome.finished), outcome.unfinished) == (set(names), ()), injector.at
 
     # (getattr: 1.0, which this test must still fail on, has no _tell.)
     functions = (Supervisor._begin_shutdown, getattr(Supervisor, "_tell", None))
@@ -4670,6 +4777,24 @@ def test_a_reverse_shutdown_nobody_waits_for_still_tells_every_process(
     assert {s.state for s in harness.sup.status().values()} == {ProcessLifecycle.FINISHED}
 
 
+def test_a_reverse_shutdown_before_start_reports_at_once_and_leaves_no_teller(
+    supervisors: Supervisors,
+) -> None:
+    # Processes never started have no thread to wait for: the teller tells them all and
+    # ends, and the report comes at once, not at the deadline (LONG).
+    harness = supervisors.new(shutdown_timeout=LONG, shutdown_order="reverse")
+    for name in ("a", "b"):
+        harness.sup.register(name, until_finished)
+    harness.sup.shutdown()
+    began = time.monotonic()
+    report = bounded_report(harness.sup)
+    assert time.monotonic() - began < LONG / 2
+    assert (report.finished, report.unfinished) == (("a", "b"), ())
+    assert wait_until(
+        lambda: all(t.name != "supervisor-shutdown" for t in threading.enumerate())
+    )
+
+
 def test_reverse_order_report_comes_at_once_when_the_last_in_turn_returned_before_it(
     supervisors: Supervisors,
 ) -> None:
@@ -4763,6 +4888,88 @@ def test_in_reverse_order_the_report_comes_by_the_deadline_whatever_a_child_hook
     assert report.unfinished == ("nested",)  # its thread was held by the hook
     assert report.exit_code == EXIT_UNFINISHED
     assert child_reported.wait(BOUND)  # released, the child ends too
+
+
+@pytest.mark.parametrize("end", ["a second signal", "the deadline"])
+def test_in_reverse_order_every_process_is_told_by_the_time_the_wait_ends(
+    supervisors: Supervisors, monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    # "stuck" (registered last: told first) never returns, and the wait for it ends
+    # before "first" has had its turn: a second signal ends it while the helper still
+    # waits on "stuck" (up to a LONG timeout), or the deadline passes before the helper
+    # gets to "first" (here the OS runs the helper thread only after the report). By the
+    # time of the report "first" must have been told, and it may be named unfinished
+    # only if it had been told by then.
+    before = signal.getsignal(signal.SIGINT)
+    release, reported, first_running = threading.Event(), threading.Event(), threading.Event()
+    first_signals: list[threading.Event] = []
+    told_at_report: list[bool] = []
+    told_when_named_unfinished: list[bool] = []
+    events = EventLog()
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ShutdownFinished):
+            told_at_report.append(first_signals[0].is_set())
+            reported.set()
+        events(event)
+
+    class NotesWhetherFirstWasTold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "did not finish" in message and "'first'" in message:
+                told_when_named_unfinished.append(first_signals[0].is_set())
+
+    def first(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        first_signals.append(finish_signal)
+        first_running.set()
+        finish_signal.wait(PROCESS_BOUND)
+        return None
+
+    def stuck(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if end == "a second signal":
+            if not first_running.wait(PROCESS_BOUND) or not wait_until(
+                lambda: signal.getsignal(signal.SIGINT) is not before
+            ):
+                return None  # (never happens: the report would say so)
+            os.kill(os.getpid(), signal.SIGINT)
+            finish_signal.wait(PROCESS_BOUND)  # the first SIGINT began the shutdown
+            os.kill(os.getpid(), signal.SIGINT)
+        release.wait(PROCESS_BOUND)  # ignores its finish signal until the test ends
+        return None
+
+    timeout = LONG if end == "a second signal" else WATCHDOG / 2
+    h = supervisors.new(shutdown_timeout=timeout, shutdown_order="reverse", on_event=hook)
+    h.logger.addHandler(NotesWhetherFirstWasTold())
+    h.sup.register("first", first)
+    h.sup.register("stuck", stuck)
+    if end == "the deadline":
+        tell_in_reverse = supervisor._tell_in_reverse
+
+        def late_helper(*args: Any) -> None:
+            reported.wait(BOUND)
+            tell_in_reverse(*args)
+
+        monkeypatch.setattr(supervisor, "_tell_in_reverse", late_helper)
+    h.sup.start()
+    try:
+        if end == "a second signal":
+            report = h.sup.wait_on_shutdown_signal()
+        else:
+            assert first_running.wait(BOUND)
+            events.wait_for(ProcessStarted, "stuck")
+            h.sup.shutdown()
+            report = bounded_report(h.sup)
+        assert told_at_report == [True]
+        assert "stuck" in report.unfinished
+        assert report.cut_short is (end == "a second signal")
+        events.wait_for(ProcessStopped, "first")  # while "stuck" is still stuck
+    finally:
+        release.set()
+    assert all(told_when_named_unfinished), told_when_named_unfinished
 
 
 class ClientAndServer:
@@ -5283,6 +5490,26 @@ def test_signal_during_the_wait_is_reported_in_process(h: Harness) -> None:
     assert report.exit_code == EXIT_OK
 
 
+@pytest.mark.parametrize("call", ["run", "wait_on_shutdown_signal"])
+def test_a_refused_signal_relay_thread_raises_and_leaves_the_handlers_as_they_were(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    original = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    wakeup_fd = current_wakeup_fd()
+    h.sup.register("p", until_finished)
+    if call == "wait_on_shutdown_signal":
+        h.sup.start()
+    monkeypatch.setattr(threading.Thread, "start", refuse_thread("supervisor-signals"))
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        getattr(h.sup, call)()
+    monkeypatch.undo()
+    assert {sig: signal.getsignal(sig) for sig in original} == original
+    assert current_wakeup_fd() == wakeup_fd
+    if call == "wait_on_shutdown_signal":
+        h.sup.shutdown()
+        assert bounded_report(h.sup).exit_code is ExitCode.OK
+
+
 def test_previous_signal_handlers_are_restored(h: Harness) -> None:
     def mine(signum: int, frame: types.FrameType | None) -> None:
         raise AssertionError("the test's own handler must not run")
@@ -5407,6 +5634,46 @@ def test_second_signal_in_process_ends_the_wait_and_reports_the_stuck_process(
                f" {after} s: 'stuck'")
     (last,) = h.logs.with_message(summary)  # (then "stuck" is released: it logs its end)
     assert log_line(last) == ("WARNING", summary, {"number_of_unfinished_processes": 1})
+
+
+def test_in_reverse_order_a_second_signal_cuts_the_wait_short_while_a_process_is_in_a_slow_hook(
+    supervisors: Supervisors,
+) -> None:
+    # "slow" returns an error when told, and its ProcessFailed hook then takes up to
+    # BOUND: the process is alive but no longer in its function, and the helper that
+    # tells the processes in turn waits for it to end. A second signal, sent from that
+    # hook, must still cut the wait short at once, not wait with the helper for the hook.
+    before = signal.getsignal(signal.SIGINT)
+    second_sent: list[float] = []
+    release = threading.Event()
+
+    def slow_hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessFailed) and str(event.error) == "told to finish":
+            second_sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+            release.wait(BOUND)  # slow: far longer than AT_ONCE
+
+    def fails_when_told(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        if not wait_until(lambda: signal.getsignal(signal.SIGINT) is not before):
+            return None  # (the handlers were never installed: the report says so)
+        os.kill(os.getpid(), signal.SIGINT)
+        finish_signal.wait(PROCESS_BOUND)  # the first SIGINT began the shutdown
+        return RuntimeError("told to finish")
+
+    h = supervisors.new(shutdown_timeout=LONG, shutdown_order="reverse", on_event=slow_hook)
+    h.sup.register("slow", fails_when_told)
+    h.sup.start()
+    try:
+        report = h.sup.wait_on_shutdown_signal()
+        reported_at = time.monotonic()
+    finally:
+        release.set()
+    assert report.cause is ShutdownCause.SIGNAL
+    waited = reported_at - second_sent[0]
+    assert waited < AT_ONCE  # not once the hook returned (BOUND)
+    assert (report.cut_short, report.unfinished) == (True, ())  # its function had returned
 
 
 def test_one_signal_after_a_requested_shutdown_does_not_end_the_wait(h: Harness) -> None:
@@ -7811,6 +8078,38 @@ def test_watchdog_pings_stop_while_a_process_is_stalled_and_come_back_after(
     assert notify.between(marks[1], None).count("WATCHDOG=1") >= 1
 
 
+def test_the_watchdog_sleeps_while_a_process_is_stalled_under_systemds_watchdog(
+    supervisors: Supervisors,
+    notify_socket: Callable[..., NotifySocket],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WATCHDOG_USEC=100000 (a ping every 0.05 s) and a non-fatal process that never
+    beats: once it is stalled no ping is sent, and none is due, so the watchdog (a
+    private seam: it waits on ``_watchdog_wakeup``, replaced by a counting one) sleeps
+    until something changes, instead of waking again and again for the overdue ping."""
+    notify = notify_socket()
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    w = supervisors.new()
+    counting = CountingEvent()
+    w.sup._watchdog_wakeup = counting
+    name = unique_prefix("sd") + "silent"
+    gate = supervisors.hold(threading.Event())
+    w.sup.register(name, silent_process(gate), stall_option(STALL_TIMEOUT))
+    w.sup.start()
+    woke: list[int] = []
+
+    def drive() -> None:
+        notify.wait_for_count("READY=1")
+        w.events.wait_for(ProcessStalled, name)
+        before = counting.waits
+        time.sleep(QUIET_WINDOW)  # watching: 12 ping periods
+        woke.append(counting.waits - before)
+
+    report = wait_with_signals(w.sup, drive)
+    assert report.exit_code is ExitCode.OK
+    assert woke[0] <= 3, f"the watchdog woke {woke[0]} times in {QUIET_WINDOW:.1f} s"
+
+
 def test_no_pings_when_watchdog_pid_is_another_process(
     supervisors: Supervisors,
     notify_socket: Callable[..., NotifySocket],
@@ -9193,7 +9492,8 @@ BAD_CALLS = [
                  whole("options for 'p' must be a ProcessOption, got {'retry_count': 1}"),
                  options={"retry_count": 1}),
     row(register_after_shutdown, RuntimeError,
-        whole("<Supervisor shutting down, 0 processes> is shutting down; cannot register 'late'"),
+        whole("<Supervisor shutting down, 0 processes>: the shutdown has begun;"
+              " cannot register 'late'"),
         "register-after-shutdown"),
     # remove(...)
     row(lambda sup: sup.remove("ghost"), UnknownProcessError,
@@ -10367,6 +10667,50 @@ def test_a_refused_watchdog_thread_fails_its_process_and_those_after_it(
     assert h.events.of(ShutdownStarted) == []
     report = h.stop()
     assert (report.finished, report.failed, report.unfinished) == (("a", "b", "c"), ("b", "c"), ())
+
+
+def test_a_keyboard_interrupt_in_thread_start_after_the_thread_began_never_runs_its_process(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, excepthook: ExcepthookCalls
+) -> None:
+    # Ctrl-C lands in Thread.start() once the OS has started "b"'s thread (start() runs
+    # before wait_on_shutdown_signal() installs its handlers, as the docs show it), and
+    # the thread runs only after start() has raised. "b" and "c" end as refused, as a
+    # refused thread's do; "b"'s thread must then not run a process already ended, nor
+    # count it out a second time: the shutdown waits for "a", and only for it.
+    ran: list[str] = []
+
+    def cleans_up(
+        finish_signal: threading.Event, process_name: str, terminate_channel: TerminateChannel
+    ) -> Exception | None:
+        ran.append(process_name)  # (list.append is atomic)
+        finish_signal.wait(PROCESS_BOUND)
+        threading.Event().wait(0.05)  # a short clean-up, which the report waits for
+        return None
+
+    for name in ("a", "b", "c"):
+        h.sup.register(name, cleans_up, FAST)
+    thread_runs = threading.Event()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(threading.Thread, "start", start_late("b", thread_runs, interrupted=True))
+            with pytest.raises(KeyboardInterrupt):
+                h.sup.start()
+    finally:
+        thread_runs.set()
+    h.events.wait_for(ProcessStarted, "a")
+    assert join_all(threads_of(["b"])) == []  # its thread has run, and ended
+    assert ran == ["a"]
+    status = h.sup.status()
+    assert [status[n].state for n in ("a", "b", "c")] == [
+        ProcessLifecycle.RUNNING, ProcessLifecycle.FAILED, ProcessLifecycle.FAILED,
+    ]
+    (line,) = h.logs.with_message("process 'b' could not start: KeyboardInterrupt()", "b")
+    assert line.levelno == logging.ERROR
+    report = shut_down_and_report(h.sup)
+    assert (report.finished, report.failed, report.unfinished) == (("a", "b", "c"), ("b", "c"), ())
+    assert report.duration < AT_ONCE  # not at the deadline (BOUND)
+    assert ran == ["a"]
+    assert excepthook.calls == []
 
 
 # ---------------------------------------------------------------------------
