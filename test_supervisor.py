@@ -3848,6 +3848,83 @@ def test_model_group_restarts_and_the_restart_limit(  # noqa: PLR0917 (hypothesi
     assert report.unfinished == ()
 
 
+@pytest.mark.parametrize(
+    ("options", "runs_again"),
+    [
+        (ProcessOption(retry_count=1, recover=True, recover_count=0, is_fatal=False), False),
+        (ProcessOption(retry_count=1, recover=True, recover_count=1, is_fatal=False), True),
+    ],
+    ids=["recover_count=0", "recover_count=1"],
+)
+def test_a_member_with_one_attempt_runs_again_after_a_group_restart_only_if_it_may_recover(
+    supervisors: Supervisors, options: ProcessOption, runs_again: bool
+) -> None:
+    strategy: RestartStrategy = "one_for_all"
+    w, stage, gate = supervisors.new(strategy=strategy), Stage(), threading.Event()
+    w.sup.register("fails", stage.process(fail_when(gate)), ZERO)
+    w.sup.register("member", stage.process(), options)
+    w.sup.start()
+    stage.wait_started("fails")
+    stage.wait_started("member")
+    gate.set()
+    stage.wait_started("fails", 2)
+    if runs_again:
+        stage.wait_started("member", 2)
+        assert state_of(w.sup, "member") is ProcessLifecycle.RUNNING
+    else:
+        (stopped,) = w.events.wait_for(ProcessStopped, "member")
+        assert (stopped.state, stopped.error) == (ProcessLifecycle.FINISHED, None)
+        assert stage.count("member") == 1
+    assert w.events.of(GroupRestart) == [GroupRestart("fails", ("member",))]
+    w.stop()
+
+
+def test_a_member_removed_while_its_group_restart_waits_ends_at_once(
+    supervisors: Supervisors,
+) -> None:
+    h, stage, gate = supervisors.new(strategy="one_for_all"), Stage(), threading.Event()
+    h.sup.register("A", stage.process(fail_when(gate)), ProcessOption(retry_interval=LONG))
+    h.sup.register("B", stage.process(), ZERO)
+    h.sup.start()
+    stage.wait_started("A")
+    stage.wait_started("B")
+    gate.set()
+    h.events.wait_for(GroupRestart)
+    stage.wait_returned("B")
+    assert state_of(h.sup, "B") is ProcessLifecycle.RESTARTING
+    began = time.monotonic()
+    assert h.sup.remove("B", AT_ONCE)
+    assert time.monotonic() - began <= AT_ONCE
+    assert "B" not in h.sup.status()
+    assert stage.count("B") == 1
+    report = h.stop()
+    assert (report.cause, report.unfinished) == (ShutdownCause.REQUEST, ())
+
+
+def test_a_restarting_member_is_dated_by_the_failure_that_began_its_group_restart(
+    supervisors: Supervisors,
+) -> None:
+    clock, gate = FakeClock(), threading.Event()
+    h, stage = supervisors.new(strategy="one_for_all", clock=clock), Stage()
+
+    def advance_when_told_then_fail(run: Run) -> Exception | None:
+        assert gate.wait(BOUND)
+        return advance_then_fail(clock, 5.0)(run)
+
+    h.sup.register(
+        "A", stage.process(advance_when_told_then_fail), ProcessOption(retry_interval=LONG)
+    )
+    h.sup.register("B", stage.process(), ZERO)
+    h.sup.start()
+    stage.wait_started("A")
+    stage.wait_started("B")
+    gate.set()
+    h.events.wait_for(GroupRestart)
+    status = h.sup.status()["B"]
+    assert (status.state, status.since) == (ProcessLifecycle.RESTARTING, clock.now)
+    h.stop()
+
+
 # ---------------------------------------------------------------------------
 # 6. Shutdown and the report: finish signals, the shutdown timeout, the terminate
 # channel, the report, and the ordered (reverse) shutdown
@@ -5205,6 +5282,27 @@ def test_reports_taken_at_once_leave_the_switch_interval_as_it_was() -> None:
     finally:
         hung.release()
     assert sys.getswitchinterval() == before
+
+
+def test_the_report_waits_for_every_end_said_at_once(supervisors: Supervisors) -> None:
+    b_in, b_done = threading.Event(), threading.Event()
+
+    def hook(event: SupervisorEvent) -> None:
+        if isinstance(event, ProcessStopped) and event.process_name == "A":
+            # A's end is said while B's is: B has entered its own.
+            assert b_in.wait(BOUND)
+        elif isinstance(event, ProcessStopped) and event.process_name == "B":
+            b_in.set()
+            time.sleep(0.3)
+            b_done.set()
+
+    h = supervisors.new(on_event=hook)
+    h.sup.register("A", until_finished, ProcessOption(is_fatal=False))
+    h.sup.register("B", until_finished, ProcessOption(is_fatal=False))
+    h.sup.start()
+    report = h.stop()
+    assert b_done.is_set(), "the report came while B's end was being said"
+    assert (report.finished, report.unfinished) == (("A", "B"), ())
 
 
 # ---------------------------------------------------------------------------
@@ -8496,6 +8594,35 @@ def test_a_full_systemd_queue_drops_a_notification_and_keeps_the_next(
         h.sup._notify("WATCHDOG=1")  # dropped: the queue is full
         assert h.sup._notify_to == path  # not turned off
         assert not [r for r in h.logs.records if "systemd" in r.getMessage()]
+
+
+def test_a_silent_process_is_dated_by_the_clock_seam_when_the_watchdog_finds_it(
+    supervisors: Supervisors,
+) -> None:
+    clock = FakeClock()
+    w = supervisors.new(clock=clock)
+    gate = supervisors.hold(threading.Event())
+    w.sup.register("silent", silent_process(gate), stall_option())
+    w.sup.start()
+    w.events.wait_for(ProcessStarted, "silent")
+    clock.advance(7.0)
+    w.events.wait_for(ProcessStalled, "silent")
+    status = w.sup.status()["silent"]
+    assert (status.state, status.since) == (ProcessLifecycle.STALLED, 1007.0)
+    gate.set()
+    w.stop()
+
+
+def test_a_silence_whose_frames_cannot_be_read_is_still_said_with_an_empty_trace(
+    supervisors: Supervisors,
+) -> None:
+    w = supervisors.new()
+    w.sup.register("p", until_finished, stall_option())
+    w.sup._stalled(w.sup._processes["p"], 0.5)
+    assert w.events.of(ProcessStalled) == [ProcessStalled("p", 0.5, "")]
+    (record,) = [r for r in w.logs.records if r.getMessage().startswith("process 'p' stalled")]
+    assert record.getMessage() == "process 'p' stalled: no heartbeat for 0.5 s; it is stuck at:\n"
+    assert record.__dict__["stack"] == ""
 
 
 # ---------------------------------------------------------------------------
