@@ -10144,7 +10144,7 @@ def test_shutdown_racing_start_and_register_loses_nothing() -> None:
             expected = (*names, late)
         else:
             refused_late += 1
-            assert "shutting down" in outcome[0]
+            assert "the shutdown has begun" in outcome[0]
             expected = tuple(names)
         assert (report.cause, report.exit_code, report.unfinished) == (
             ShutdownCause.REQUEST,
