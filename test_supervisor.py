@@ -8391,6 +8391,8 @@ def test_a_nested_supervisor_sends_nothing_its_parent_does(
     def drive() -> None:
         scripted.wait_runs(1)
         nested.events.wait_for(ProcessStarted, prefix + "inner-beats")
+        # (A shutdown begun before run() has sent READY=1 would send nothing.)
+        notify.wait_for_count("READY=1")
 
     report = wait_with_signals(parent.sup, drive, run=True)
     notify.mark()
