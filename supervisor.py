@@ -1859,8 +1859,8 @@ def _tell_in_reverse(procs: list[_Process], deadline: float) -> None:
     one has ended (its end said, as 1.0 joined its thread) or the deadline has passed."""
     for proc in reversed(procs):
         proc.tell()
-        # A thread not started (or refused) has nothing to wait for.
-        if proc.thread is not None and proc.thread.ident is not None:
+        # A thread not started yet (or refused) has nothing to wait for.
+        if proc.thread is not None and proc.thread.is_alive():
             proc.thread.join(max(0.0, deadline - time.monotonic()))
 
 
