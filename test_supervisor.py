@@ -3049,6 +3049,7 @@ def test_max_restarts_0_lets_a_process_that_is_not_restarted_give_up(
     h.sup.register("q", stage.process(), LARGE)
     h.sup.start()
     (gave_up,) = h.events.wait_for(ProcessGaveUp, "p")
+    stage.wait_started("q")
     assert gave_up.fatal is False
     assert h.events.of(ShutdownStarted) == []  # (a shutdown would begin before the event)
     assert state_of(h.sup, "q") is ProcessLifecycle.RUNNING
