@@ -7945,6 +7945,14 @@ class CountingEvent(threading.Event):
         self.waits += 1
         return super().wait(timeout)
 
+    def wakeups_in(self, seconds: float) -> int:
+        """How often the watchdog woke while this thread watched for ``seconds`` (once
+        it had waited at least once)."""
+        assert wait_until(lambda: self.waits >= 1)
+        before = self.waits
+        time.sleep(seconds)  # watching: how often does it wake?
+        return self.waits - before
+
 
 def test_the_watchdog_sleeps_until_the_deadline_instead_of_polling(
     supervisors: Supervisors,
@@ -7961,11 +7969,8 @@ def test_the_watchdog_sleeps_until_the_deadline_instead_of_polling(
     w.sup.start()
     for index in range(3):
         w.events.wait_for(ProcessStarted, f"{prefix}{index}")
-    assert wait_until(lambda: counting.waits >= 1)
     # Counted once every run has begun (each start wakes it once, to learn its deadline).
-    before = counting.waits
-    time.sleep(1.0)  # watching: how often does it wake?
-    woke = counting.waits - before
+    woke = counting.wakeups_in(1.0)
     assert woke <= 3, f"the watchdog woke {woke} times in 1 s"
     assert w.stop().exit_code is ExitCode.OK
 
@@ -7982,10 +7987,7 @@ def test_the_watchdog_sleeps_while_a_process_with_a_tiny_heartbeat_timeout_waits
     w.sup.register("p", Scripted("return error"), options)
     w.sup.start()
     w.events.wait_for(ProcessWaiting, "p")
-    assert wait_until(lambda: counting.waits >= 1)
-    before = counting.waits
-    time.sleep(0.5)  # watching: how often does it wake?
-    woke = counting.waits - before
+    woke = counting.wakeups_in(0.5)
     assert woke <= 3, f"the watchdog woke {woke} times in 0.5 s"
     assert w.stop().exit_code is ExitCode.OK
 
@@ -8204,9 +8206,7 @@ def test_the_watchdog_sleeps_while_a_process_is_stalled_under_systemds_watchdog(
     def drive() -> None:
         notify.wait_for_count("READY=1")
         w.events.wait_for(ProcessStalled, name)
-        before = counting.waits
-        time.sleep(QUIET_WINDOW)  # watching: 12 ping periods
-        woke.append(counting.waits - before)
+        woke.append(counting.wakeups_in(QUIET_WINDOW))  # 12 ping periods
 
     report = wait_with_signals(w.sup, drive)
     assert report.exit_code is ExitCode.OK
